@@ -213,4 +213,3 @@ func (z zerologBridge) Logf(level kfake.LogLevel, msg string, args ...any) {
 	// A disabled level yields a nil event whose Msgf does not format.
 	ev.Str("component", "kfake").Msgf(msg, args...)
 }
-
