@@ -1,0 +1,510 @@
+package topics
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Version is the wire version every event carries in its v field.
+const Version = 1
+
+// Kind names an event type; it travels in the type field.
+type Kind string
+
+// The event kinds.
+const (
+	KindArrival    Kind = "arrival"
+	KindAssignment Kind = "assignment"
+	KindCompletion Kind = "completion"
+	KindEviction   Kind = "eviction"
+	KindResult     Kind = "result"
+	KindWorker     Kind = "worker"
+)
+
+// Event is implemented by every event type.
+type Event interface {
+	// Kind is the event's type.
+	Kind() Kind
+	// Validate checks required fields and values.
+	Validate() error
+}
+
+// Start says whether an execution started a new sandbox.
+type Start string
+
+// Start values.
+const (
+	StartUnknown Start = ""
+	StartCold    Start = "cold"
+	StartWarm    Start = "warm"
+)
+
+// Arrival is a request to run a function, produced by the ingress or by any
+// pipeline onto the arrivals topic, keyed by function.
+type Arrival struct {
+	ID       string          `json:"id"`                  // activation id, a UUID; follows the request to its result
+	Function string          `json:"fn"`                  // function name
+	Payload  json.RawMessage `json:"payload,omitempty"`   // request body, raw JSON, never re-encoded; empty means {}
+	Reply    string          `json:"reply,omitempty"`     // controller id whose results topic gets the answer; empty: fire and forget
+	Class    int             `json:"class,omitempty"`     // priority class, higher first
+	MemoryMB int             `json:"memory_mb,omitempty"` // memory hint
+	Arrived  time.Time       `json:"arrived,omitzero"`    // when the ingress accepted it
+	Deadline time.Time       `json:"deadline,omitzero"`   // when the caller stops waiting; zero: the scheduler's default
+}
+
+// Assignment is the scheduler's decision, produced onto invoker.<worker>,
+// keyed by activation id.
+type Assignment struct {
+	ID        string          `json:"id"`
+	Function  string          `json:"fn"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+	Reply     string          `json:"reply,omitempty"`
+	Worker    string          `json:"worker"`
+	WorkerURL string          `json:"worker_url,omitempty"` // where the worker's OpenLambda API answers, for pool bridges
+	Class     int             `json:"class,omitempty"`
+	Warm      bool            `json:"warm,omitempty"` // the policy expects a warm sandbox (pulled from the idle queue)
+	Arrived   time.Time       `json:"arrived,omitzero"`
+	Assigned  time.Time       `json:"assigned,omitzero"`
+	Deadline  time.Time       `json:"deadline,omitzero"` // the bridge gives up calling the worker then
+	Scheduler string          `json:"scheduler,omitempty"`
+}
+
+// Completion reports that a worker finished (or failed) an assignment; it is
+// produced onto worker-events, keyed by function.
+type Completion struct {
+	ID         string    `json:"id"`
+	Function   string    `json:"fn"`
+	Worker     string    `json:"worker"`
+	OK         bool      `json:"ok"`                // the worker ran it and answered 2xx
+	Status     int       `json:"status,omitempty"`  // HTTP status of the worker's answer; 0 when none came
+	Start      Start     `json:"start,omitempty"`   // cold, warm, or unknown (empty)
+	WarmHint   bool      `json:"warm_hint,omitempty"`
+	DurationMs float64   `json:"duration_ms"`
+	Error      string    `json:"error,omitempty"`
+	At         time.Time `json:"at,omitzero"`
+}
+
+// Eviction reports that a worker destroyed an idle sandbox of a function;
+// produced onto worker-events, keyed by function.
+type Eviction struct {
+	Function string    `json:"fn"`
+	Worker   string    `json:"worker"`
+	At       time.Time `json:"at,omitzero"`
+}
+
+// Body encodings of a Result.
+const (
+	BodyJSON   = ""       // Body is the worker's bytes, which were valid JSON
+	BodyText   = "text"   // Body is a JSON string holding the worker's UTF-8 text
+	BodyBase64 = "base64" // Body is a JSON string holding base64 of the worker's bytes
+)
+
+// Result answers one activation; produced onto results.<controller>, keyed
+// by activation id, by the invokerbridge (worker answers) or the scheduler
+// (rejections, timeouts).
+type Result struct {
+	ID           string          `json:"id"`
+	Function     string          `json:"fn,omitempty"`
+	Status       int             `json:"status"` // HTTP status for the client
+	Body         json.RawMessage `json:"body,omitempty"`
+	BodyEncoding string          `json:"body_encoding,omitempty"`
+	ContentType  string          `json:"content_type,omitempty"`
+	Worker       string          `json:"worker,omitempty"`
+	Start        Start           `json:"start,omitempty"`
+	DurationMs   float64         `json:"duration_ms,omitempty"`
+	Reason       string          `json:"reason,omitempty"` // machine-readable cause of a failure: see the Reason constants
+	Error        string          `json:"error,omitempty"`  // human-readable cause of a failure
+	Source       string          `json:"source,omitempty"` // "worker" or "scheduler"
+	At           time.Time       `json:"at,omitzero"`
+}
+
+// Reasons a Result can carry.
+const (
+	ReasonOverloaded   = "overloaded"    // pending queue full: HTTP 429
+	ReasonNoWorkers    = "no_workers"    // no worker in rotation: HTTP 503
+	ReasonTimeout      = "timeout"       // deadline passed: HTTP 504
+	ReasonWorkerFailed = "worker_failed" // worker refused or errored: HTTP 502
+)
+
+// Worker states on the workers topic.
+const (
+	WorkerActive   = "active"
+	WorkerDraining = "draining"
+	WorkerRemoved  = "removed"
+)
+
+// Worker sources: who registered the worker.
+const (
+	SourceSidecar = "sidecar" // its own invokerbridge registered it
+	SourceAdmin   = "admin"   // an operator added it through the admin API
+)
+
+// Worker is membership and heartbeat of one worker, produced onto the
+// compacted workers topic keyed by worker id.
+type Worker struct {
+	ID       string    `json:"id"`
+	URL      string    `json:"url,omitempty"` // the worker's OpenLambda API base URL
+	State    string    `json:"state"`         // active, draining, removed
+	Source   string    `json:"source,omitempty"`
+	Capacity int       `json:"capacity,omitempty"` // max in-flight, 0 = unlimited
+	InFlight int       `json:"inflight"`
+	Healthy  bool      `json:"healthy"`
+	Bridge   string    `json:"bridge,omitempty"` // id of the invokerbridge serving it, if any
+	At       time.Time `json:"at,omitzero"`      // when this record was written
+}
+
+// Kind implements Event.
+func (*Arrival) Kind() Kind { return KindArrival }
+
+// Kind implements Event.
+func (*Assignment) Kind() Kind { return KindAssignment }
+
+// Kind implements Event.
+func (*Completion) Kind() Kind { return KindCompletion }
+
+// Kind implements Event.
+func (*Eviction) Kind() Kind { return KindEviction }
+
+// Kind implements Event.
+func (*Result) Kind() Kind { return KindResult }
+
+// Kind implements Event.
+func (*Worker) Kind() Kind { return KindWorker }
+
+// NewID returns a fresh activation id.
+func NewID() string { return uuid.NewString() }
+
+func checkID(k Kind, id string) error {
+	if id == "" {
+		return missing(k, "id")
+	}
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return invalid(k, "id", "%q is not a lower-case canonical UUID", id)
+	}
+	return nil
+}
+
+func checkFn(k Kind, fn string) error {
+	if fn == "" {
+		return missing(k, "fn")
+	}
+	if !ValidFunction(fn) {
+		return invalid(k, "fn", "%q: want 1-128 of letters, digits, '_', '.', '-'", fn)
+	}
+	return nil
+}
+
+func checkWorker(k Kind, field, id string) error {
+	if id == "" {
+		return missing(k, field)
+	}
+	if !ValidID(id) {
+		return invalid(k, field, "%q: want 1-128 of letters, digits, '_', '.', '-'", id)
+	}
+	return nil
+}
+
+func checkPayload(k Kind, field string, p json.RawMessage) error {
+	if len(p) > 0 && !json.Valid(p) {
+		return invalid(k, field, "not valid JSON")
+	}
+	return nil
+}
+
+// Validate implements Event.
+func (a *Arrival) Validate() error {
+	if err := checkID(KindArrival, a.ID); err != nil {
+		return err
+	}
+	if err := checkFn(KindArrival, a.Function); err != nil {
+		return err
+	}
+	if a.Reply != "" && !ValidID(a.Reply) {
+		return invalid(KindArrival, "reply", "%q is not a valid controller id", a.Reply)
+	}
+	if a.MemoryMB < 0 {
+		return invalid(KindArrival, "memory_mb", "negative")
+	}
+	return checkPayload(KindArrival, "payload", a.Payload)
+}
+
+// Validate implements Event.
+func (a *Assignment) Validate() error {
+	if err := checkID(KindAssignment, a.ID); err != nil {
+		return err
+	}
+	if err := checkFn(KindAssignment, a.Function); err != nil {
+		return err
+	}
+	if err := checkWorker(KindAssignment, "worker", a.Worker); err != nil {
+		return err
+	}
+	if a.Reply != "" && !ValidID(a.Reply) {
+		return invalid(KindAssignment, "reply", "%q is not a valid controller id", a.Reply)
+	}
+	return checkPayload(KindAssignment, "payload", a.Payload)
+}
+
+func checkStart(k Kind, s Start) error {
+	switch s {
+	case StartUnknown, StartCold, StartWarm:
+		return nil
+	}
+	return invalid(k, "start", "%q: want cold, warm or empty", s)
+}
+
+// Validate implements Event.
+func (c *Completion) Validate() error {
+	if err := checkID(KindCompletion, c.ID); err != nil {
+		return err
+	}
+	if err := checkFn(KindCompletion, c.Function); err != nil {
+		return err
+	}
+	if err := checkWorker(KindCompletion, "worker", c.Worker); err != nil {
+		return err
+	}
+	if c.DurationMs < 0 {
+		return invalid(KindCompletion, "duration_ms", "negative")
+	}
+	return checkStart(KindCompletion, c.Start)
+}
+
+// Validate implements Event.
+func (e *Eviction) Validate() error {
+	if err := checkFn(KindEviction, e.Function); err != nil {
+		return err
+	}
+	return checkWorker(KindEviction, "worker", e.Worker)
+}
+
+// Validate implements Event.
+func (r *Result) Validate() error {
+	if err := checkID(KindResult, r.ID); err != nil {
+		return err
+	}
+	if r.Status == 0 {
+		return missing(KindResult, "status")
+	}
+	if r.Status < 100 || r.Status > 599 {
+		return invalid(KindResult, "status", "%d is not an HTTP status", r.Status)
+	}
+	if r.Function != "" {
+		if err := checkFn(KindResult, r.Function); err != nil {
+			return err
+		}
+	}
+	switch r.BodyEncoding {
+	case BodyJSON, BodyText, BodyBase64:
+	default:
+		return invalid(KindResult, "body_encoding", "%q: want text, base64 or empty", r.BodyEncoding)
+	}
+	if err := checkPayload(KindResult, "body", r.Body); err != nil {
+		return err
+	}
+	return checkStart(KindResult, r.Start)
+}
+
+// Validate implements Event.
+func (w *Worker) Validate() error {
+	if err := checkWorker(KindWorker, "id", w.ID); err != nil {
+		return err
+	}
+	switch w.State {
+	case WorkerActive, WorkerDraining, WorkerRemoved:
+	case "":
+		return missing(KindWorker, "state")
+	default:
+		return invalid(KindWorker, "state", "%q: want active, draining or removed", w.State)
+	}
+	if w.Capacity < 0 {
+		return invalid(KindWorker, "capacity", "negative")
+	}
+	if w.InFlight < 0 {
+		return invalid(KindWorker, "inflight", "negative")
+	}
+	return nil
+}
+
+// header is what every event starts with.
+type header struct {
+	V    *int `json:"v"`
+	Type Kind `json:"type"`
+}
+
+// Encode validates ev and returns its wire form: a JSON object whose first
+// fields are v and type. Raw payloads and bodies are copied byte for byte.
+func Encode(ev Event) ([]byte, error) {
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
+	}
+	// Raw JSON fields are spliced in verbatim: encoding/json would compact
+	// and HTML-escape them, and the contract says a payload is never
+	// re-encoded.
+	var raw json.RawMessage
+	rawField := ""
+	switch e := ev.(type) {
+	case *Arrival:
+		if len(e.Payload) > 0 {
+			c := *e
+			raw, rawField, c.Payload = e.Payload, "payload", nil
+			ev = &c
+		}
+	case *Assignment:
+		if len(e.Payload) > 0 {
+			c := *e
+			raw, rawField, c.Payload = e.Payload, "payload", nil
+			ev = &c
+		}
+	case *Result:
+		if len(e.Body) > 0 {
+			c := *e
+			raw, rawField, c.Body = e.Body, "body", nil
+			ev = &c
+		}
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
+	}
+	var b bytes.Buffer
+	b.Grow(len(body) + len(raw) + 40)
+	fmt.Fprintf(&b, `{"v":%d,"type":%q`, Version, ev.Kind())
+	if len(body) > 2 {
+		b.WriteByte(',')
+		b.Write(body[1 : len(body)-1])
+	}
+	if rawField != "" {
+		b.WriteString(`,"` + rawField + `":`)
+		b.Write(raw)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Decode reads any event, dispatching on its type field.
+func Decode(b []byte) (Event, error) {
+	k, err := readHeader(b, "")
+	if err != nil {
+		return nil, err
+	}
+	var ev Event
+	switch k {
+	case KindArrival:
+		ev = new(Arrival)
+	case KindAssignment:
+		ev = new(Assignment)
+	case KindCompletion:
+		ev = new(Completion)
+	case KindEviction:
+		ev = new(Eviction)
+	case KindResult:
+		ev = new(Result)
+	case KindWorker:
+		ev = new(Worker)
+	default:
+		return nil, &DecodeError{Field: "type", Err: ErrType, Msg: fmt.Sprintf("unknown type %q", k)}
+	}
+	if err := decodeBody(b, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// DecodeAs reads an event that must be of the kind of ev, into ev.
+func DecodeAs(b []byte, ev Event) error {
+	if _, err := readHeader(b, ev.Kind()); err != nil {
+		return err
+	}
+	return decodeBody(b, ev)
+}
+
+// DecodeArrival reads an arrival.
+func DecodeArrival(b []byte) (*Arrival, error) {
+	a := new(Arrival)
+	if err := DecodeAs(b, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// DecodeAssignment reads an assignment.
+func DecodeAssignment(b []byte) (*Assignment, error) {
+	a := new(Assignment)
+	if err := DecodeAs(b, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// DecodeResult reads a result.
+func DecodeResult(b []byte) (*Result, error) {
+	r := new(Result)
+	if err := DecodeAs(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DecodeWorker reads a worker record.
+func DecodeWorker(b []byte) (*Worker, error) {
+	w := new(Worker)
+	if err := DecodeAs(b, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// DecodeWorkerEvent reads a record of the worker-events topic: a *Completion
+// or an *Eviction.
+func DecodeWorkerEvent(b []byte) (Event, error) {
+	k, err := readHeader(b, "")
+	if err != nil {
+		return nil, err
+	}
+	var ev Event
+	switch k {
+	case KindCompletion:
+		ev = new(Completion)
+	case KindEviction:
+		ev = new(Eviction)
+	default:
+		return nil, &DecodeError{Field: "type", Err: ErrType, Msg: fmt.Sprintf("%q on worker-events: want completion or eviction", k)}
+	}
+	if err := decodeBody(b, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func readHeader(b []byte, want Kind) (Kind, error) {
+	var h header
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "", &DecodeError{Kind: want, Err: ErrMalformed, Msg: err.Error()}
+	}
+	if h.V == nil {
+		return "", &DecodeError{Kind: want, Field: "v", Err: ErrVersion, Msg: "absent"}
+	}
+	if *h.V != Version {
+		return "", &DecodeError{Kind: want, Field: "v", Err: ErrVersion, Msg: fmt.Sprintf("got %d, speak %d", *h.V, Version)}
+	}
+	if h.Type == "" {
+		return "", &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: "absent"}
+	}
+	if want != "" && h.Type != want {
+		return "", &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: fmt.Sprintf("got %q", h.Type)}
+	}
+	return h.Type, nil
+}
+
+func decodeBody(b []byte, ev Event) error {
+	if err := json.Unmarshal(b, ev); err != nil {
+		return &DecodeError{Kind: ev.Kind(), Err: ErrMalformed, Msg: err.Error()}
+	}
+	return ev.Validate()
+}

@@ -1,0 +1,89 @@
+// Package topics owns the wire contract of pullsched: topic names (with a
+// configurable prefix), their partition and retention settings, the event
+// types that flow through them with their versioned JSON codec, and topic
+// provisioning through kadm.
+//
+// It knows nothing of policies or HTTP.
+package topics
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// DefaultPrefix is the prefix every topic name carries unless configured
+// otherwise.
+const DefaultPrefix = "pullsched."
+
+// Base names of the fixed topics, before the prefix.
+const (
+	ArrivalsBase     = "arrivals"
+	WorkerEventsBase = "worker-events"
+	WorkersBase      = "workers"
+	DLQBase          = "dlq"
+	InvokerBase      = "invoker."
+	ResultsBase      = "results."
+)
+
+// Names computes topic names under one prefix. The zero value uses no prefix
+// at all; use NewNames to get the default.
+type Names struct {
+	Prefix string
+}
+
+// NewNames returns the names under prefix. An empty prefix keeps the names
+// bare; pass DefaultPrefix for the default.
+func NewNames(prefix string) Names { return Names{Prefix: prefix} }
+
+// Arrivals is the topic of arrival events, keyed by function.
+func (n Names) Arrivals() string { return n.Prefix + ArrivalsBase }
+
+// WorkerEvents is the topic of completions and evictions, keyed by function
+// and co-partitioned with Arrivals.
+func (n Names) WorkerEvents() string { return n.Prefix + WorkerEventsBase }
+
+// Workers is the compacted membership and heartbeat topic, keyed by worker id.
+func (n Names) Workers() string { return n.Prefix + WorkersBase }
+
+// DLQ is the dead-letter topic for records that could not be decoded.
+func (n Names) DLQ() string { return n.Prefix + DLQBase }
+
+// Invoker is the assignment topic of one worker.
+func (n Names) Invoker(worker string) string { return n.Prefix + InvokerBase + worker }
+
+// Results is the result topic of one controller (ingress instance or outside
+// pipeline).
+func (n Names) Results(controller string) string { return n.Prefix + ResultsBase + controller }
+
+// idPattern is what worker and controller ids may look like: they become part
+// of topic names, which Kafka limits to [a-zA-Z0-9._-] and 249 characters.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// functionPattern is the rule for function names: letters, digits, '_', '.',
+// '-', at most 128 characters.
+var functionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// ValidFunction reports whether name is an acceptable function name.
+func ValidFunction(name string) bool { return functionPattern.MatchString(name) }
+
+// ValidID reports whether id is an acceptable worker or controller id (it
+// becomes part of a topic name).
+func ValidID(id string) bool { return idPattern.MatchString(id) && id != "." && id != ".." }
+
+// CheckFunction returns a descriptive error when name is not a valid function
+// name.
+func CheckFunction(name string) error {
+	if !ValidFunction(name) {
+		return fmt.Errorf("%w: function %q: want 1-128 of letters, digits, '_', '.', '-'", ErrInvalid, name)
+	}
+	return nil
+}
+
+// CheckID returns a descriptive error when id is not a valid worker or
+// controller id.
+func CheckID(kind, id string) error {
+	if !ValidID(id) {
+		return fmt.Errorf("%w: %s id %q: want 1-128 of letters, digits, '_', '.', '-'", ErrInvalid, kind, id)
+	}
+	return nil
+}
