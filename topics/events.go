@@ -79,9 +79,9 @@ type Completion struct {
 	ID         string    `json:"id"`
 	Function   string    `json:"fn"`
 	Worker     string    `json:"worker"`
-	OK         bool      `json:"ok"`                // the worker ran it and answered 2xx
-	Status     int       `json:"status,omitempty"`  // HTTP status of the worker's answer; 0 when none came
-	Start      Start     `json:"start,omitempty"`   // cold, warm, or unknown (empty)
+	OK         bool      `json:"ok"`               // the worker ran it and answered 2xx
+	Status     int       `json:"status,omitempty"` // HTTP status of the worker's answer; 0 when none came
+	Start      Start     `json:"start,omitempty"`  // cold, warm, or unknown (empty)
 	WarmHint   bool      `json:"warm_hint,omitempty"`
 	DurationMs float64   `json:"duration_ms"`
 	Error      string    `json:"error,omitempty"`
