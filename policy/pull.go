@@ -1,0 +1,397 @@
+package policy
+
+import (
+	"math"
+	"time"
+)
+
+// IdleTracker is implemented by policies that keep per-function idle queues
+// (pull). Schedulers use it to rebuild idle state, e.g. from worker reports
+// after a partition moves, without touching in-flight counts.
+type IdleTracker interface {
+	// Idle adds one idle instance of function on worker, as an OK
+	// completion would, but without releasing a slot. Unknown, draining and
+	// departed workers are ignored.
+	Idle(worker, function string, now time.Time)
+	// IdleCount returns how many idle instances of function the policy
+	// believes worker holds (0 if none or unknown).
+	IdleCount(worker, function string) int
+}
+
+const notEligible = math.MaxInt64
+
+// idleEntry is the idle state of one (worker, function) pair: how many idle
+// instances the worker holds, when it last reported one, and where the entry
+// sits in the function's heap, the worker's list and the expiry list.
+type idleEntry struct {
+	w, f  int32
+	count int32
+	key   int64  // worker load, or notEligible when it has no room
+	seq   uint64 // enqueue sequence; higher is more recent
+	stamp int64  // last report, UnixNano, never below its predecessor's
+	hpos  int32  // index in fheaps[f]
+	wpos  int32  // index in widle[w]
+	prev  int32  // expiry list, ordered by stamp
+	next  int32
+}
+
+// pull is Hiku's pull-based policy. Each function has an idle queue of the
+// workers that reported it idle, ordered by the worker's load (least loaded
+// first; among equal loads the most recently idle, whose sandbox is the
+// least likely to have been evicted). A request takes the head of its
+// function's queue (a warm hint) or, if the queue is empty or every worker
+// in it is full, the least-loaded worker with room (random tie-break).
+//
+// Differences from the reference implementation: one entry per (worker,
+// function) with a count, capped at the worker's capacity when it has one;
+// a load change re-prioritises each queue the worker is in with an indexed
+// heap fix, O(log n) per queue, instead of scanning every queue; entries
+// expire KeepAlive after the worker last reported the function idle; a warm
+// hint that ran cold drops the pair's stale entries; failures and draining
+// or departed workers never enter a queue.
+type pull struct {
+	cluster
+	keepAlive int64 // nanoseconds; <= 0 disables expiry
+
+	fids   map[string]int32
+	fheaps [][]int32 // per function: min-heap of entry indexes
+	widle  [][]int32 // per worker: its entry indexes
+	pairs  map[uint64]int32
+	ents   []idleEntry
+	free   []int32
+	head   int32 // expiry list: oldest stamp first
+	tail   int32
+	seq    uint64
+}
+
+var (
+	_ Policy      = (*pull)(nil)
+	_ IdleTracker = (*pull)(nil)
+)
+
+func newPull(cfg Config) *pull {
+	p := &pull{
+		cluster: newCluster(cfg.Seed),
+		fids:    make(map[string]int32),
+		pairs:   make(map[uint64]int32),
+		head:    -1,
+		tail:    -1,
+	}
+	if cfg.KeepAlive > 0 {
+		p.keepAlive = int64(cfg.KeepAlive)
+	}
+	p.changed = p.refresh
+	return p
+}
+
+// Name implements Policy.
+func (p *pull) Name() string { return NamePull }
+
+// Pick implements Policy.
+func (p *pull) Pick(r Request) Decision {
+	p.sweep(r.Now)
+	if code := p.unavailable(); code != 0 {
+		return Decision{Code: code}
+	}
+	if f, ok := p.fids[r.Function]; ok {
+		if h := p.fheaps[f]; len(h) > 0 && p.ents[h[0]].key != notEligible {
+			w := p.ents[h[0]].w
+			p.consume(h[0])
+			p.assign(w)
+			return Decision{Code: Placed, Worker: p.ws[w].id, Warm: true}
+		}
+	}
+	w := p.leastLoaded()
+	p.assign(w)
+	return Decision{Code: Placed, Worker: p.ws[w].id}
+}
+
+// Completed implements Policy.
+func (p *pull) Completed(c Completion) {
+	p.sweep(c.Now)
+	w, ok := p.lookup(c.Worker)
+	if !ok {
+		return
+	}
+	if c.WarmHint && c.Start == StartCold {
+		// The warm hint was stale: the sandbox it counted on is gone, and
+		// so, most likely, are the pair's other idle instances.
+		if e, ok := p.pair(w, c.Function); ok {
+			p.drop(e)
+		}
+	}
+	p.release(w)
+	if c.OK && p.ws[w].state == stateActive {
+		p.enqueue(w, c.Function, c.Now)
+	}
+}
+
+// Evicted implements Policy: one idle instance of the pair is removed.
+func (p *pull) Evicted(worker, function string, now time.Time) {
+	p.sweep(now)
+	if w, ok := p.lookup(worker); ok {
+		if e, ok := p.pair(w, function); ok {
+			p.consume(e)
+		}
+	}
+}
+
+// WorkerDraining implements Policy; the worker's idle entries are dropped.
+func (p *pull) WorkerDraining(id string) {
+	p.cluster.WorkerDraining(id)
+	if w, ok := p.lookup(id); ok && p.ws[w].state != stateActive {
+		p.dropWorker(w)
+	}
+}
+
+// WorkerLeft implements Policy; the worker's idle entries are dropped.
+func (p *pull) WorkerLeft(id string) {
+	p.cluster.WorkerLeft(id)
+	if w, ok := p.lookup(id); ok {
+		p.dropWorker(w)
+	}
+}
+
+// Idle implements IdleTracker.
+func (p *pull) Idle(worker, function string, now time.Time) {
+	p.sweep(now)
+	if w, ok := p.lookup(worker); ok && p.ws[w].state == stateActive {
+		p.enqueue(w, function, now)
+	}
+}
+
+// IdleCount implements IdleTracker.
+func (p *pull) IdleCount(worker, function string) int {
+	if w, ok := p.lookup(worker); ok {
+		if e, ok := p.pair(w, function); ok {
+			return int(p.ents[e].count)
+		}
+	}
+	return 0
+}
+
+func pairKey(w, f int32) uint64 { return uint64(uint32(w))<<32 | uint64(uint32(f)) }
+
+func (p *pull) pair(w int32, function string) (int32, bool) {
+	f, ok := p.fids[function]
+	if !ok {
+		return 0, false
+	}
+	e, ok := p.pairs[pairKey(w, f)]
+	return e, ok
+}
+
+// keyOf is the idle-queue priority of worker w.
+func (p *pull) keyOf(w int32) int64 {
+	if ws := &p.ws[w]; ws.eligible() {
+		return int64(ws.load())
+	}
+	return notEligible
+}
+
+// refresh re-prioritises worker w in every idle queue it is in. It is the
+// cluster's change hook.
+func (p *pull) refresh(w int32) {
+	for int(w) >= len(p.widle) {
+		p.widle = append(p.widle, nil)
+	}
+	list := p.widle[w]
+	if len(list) == 0 {
+		return
+	}
+	k := p.keyOf(w)
+	for _, e := range list {
+		if en := &p.ents[e]; en.key != k {
+			en.key = k
+			p.fix(en.f, int(en.hpos))
+		}
+	}
+}
+
+// enqueue records one more idle instance of function on worker w.
+func (p *pull) enqueue(w int32, function string, now time.Time) {
+	f, ok := p.fids[function]
+	if !ok {
+		f = int32(len(p.fheaps))
+		p.fids[function] = f
+		p.fheaps = append(p.fheaps, nil)
+	}
+	stamp := int64(0)
+	if !now.IsZero() {
+		stamp = now.UnixNano()
+	}
+	if p.tail >= 0 && stamp < p.ents[p.tail].stamp {
+		stamp = p.ents[p.tail].stamp // keep the expiry list ordered
+	}
+	p.seq++
+	pk := pairKey(w, f)
+	if e, ok := p.pairs[pk]; ok {
+		en := &p.ents[e]
+		if c := p.ws[w].cap; c <= 0 || int(en.count) < c {
+			en.count++
+		}
+		en.seq = p.seq
+		en.stamp = stamp
+		p.up(p.fheaps[f], int(en.hpos))
+		p.unlink(e)
+		p.link(e)
+		return
+	}
+	var e int32
+	if n := len(p.free); n > 0 {
+		e = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		e = int32(len(p.ents))
+		p.ents = append(p.ents, idleEntry{})
+	}
+	p.ents[e] = idleEntry{w: w, f: f, count: 1, key: p.keyOf(w), seq: p.seq, stamp: stamp,
+		wpos: int32(len(p.widle[w])), prev: -1, next: -1}
+	p.widle[w] = append(p.widle[w], e)
+	p.pairs[pk] = e
+	p.ents[e].hpos = int32(len(p.fheaps[f]))
+	p.fheaps[f] = append(p.fheaps[f], e)
+	p.up(p.fheaps[f], len(p.fheaps[f])-1)
+	p.link(e)
+}
+
+// consume removes one idle instance from entry e.
+func (p *pull) consume(e int32) {
+	if p.ents[e].count > 1 {
+		p.ents[e].count--
+		return
+	}
+	p.drop(e)
+}
+
+// drop removes entry e and all its instances.
+func (p *pull) drop(e int32) {
+	en := p.ents[e]
+	// function heap
+	h := p.fheaps[en.f]
+	last := len(h) - 1
+	i := int(en.hpos)
+	if i != last {
+		h[i] = h[last]
+		p.ents[h[i]].hpos = int32(i)
+	}
+	h = h[:last]
+	p.fheaps[en.f] = h
+	if i < last {
+		p.fix(en.f, i)
+	}
+	// worker list
+	wl := p.widle[en.w]
+	lw := len(wl) - 1
+	if int(en.wpos) != lw {
+		wl[en.wpos] = wl[lw]
+		p.ents[wl[en.wpos]].wpos = en.wpos
+	}
+	p.widle[en.w] = wl[:lw]
+	p.unlink(e)
+	delete(p.pairs, pairKey(en.w, en.f))
+	p.ents[e].count = 0
+	p.free = append(p.free, e)
+}
+
+// dropWorker removes every idle entry of worker w.
+func (p *pull) dropWorker(w int32) {
+	for int(w) < len(p.widle) && len(p.widle[w]) > 0 {
+		l := p.widle[w]
+		p.drop(l[len(l)-1])
+	}
+}
+
+// sweep drops entries whose last report is more than keepAlive before now.
+func (p *pull) sweep(now time.Time) {
+	if p.keepAlive <= 0 || p.head < 0 || now.IsZero() {
+		return
+	}
+	t := now.UnixNano()
+	for p.head >= 0 && t-p.ents[p.head].stamp > p.keepAlive {
+		p.drop(p.head)
+	}
+}
+
+// link appends e to the expiry list.
+func (p *pull) link(e int32) {
+	p.ents[e].prev = p.tail
+	p.ents[e].next = -1
+	if p.tail >= 0 {
+		p.ents[p.tail].next = e
+	} else {
+		p.head = e
+	}
+	p.tail = e
+}
+
+// unlink removes e from the expiry list.
+func (p *pull) unlink(e int32) {
+	en := &p.ents[e]
+	if en.prev >= 0 {
+		p.ents[en.prev].next = en.next
+	} else {
+		p.head = en.next
+	}
+	if en.next >= 0 {
+		p.ents[en.next].prev = en.prev
+	} else {
+		p.tail = en.prev
+	}
+	en.prev, en.next = -1, -1
+}
+
+// less orders idle entries: lower load first, then the most recent report.
+func (p *pull) less(a, b int32) bool {
+	ea, eb := &p.ents[a], &p.ents[b]
+	if ea.key != eb.key {
+		return ea.key < eb.key
+	}
+	return ea.seq > eb.seq
+}
+
+func (p *pull) swap(h []int32, i, j int) {
+	h[i], h[j] = h[j], h[i]
+	p.ents[h[i]].hpos = int32(i)
+	p.ents[h[j]].hpos = int32(j)
+}
+
+func (p *pull) up(h []int32, i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !p.less(h[i], h[parent]) {
+			return
+		}
+		p.swap(h, i, parent)
+		i = parent
+	}
+}
+
+func (p *pull) down(h []int32, i int) bool {
+	start := i
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && p.less(h[r], h[l]) {
+			m = r
+		}
+		if !p.less(h[m], h[i]) {
+			break
+		}
+		p.swap(h, i, m)
+		i = m
+	}
+	return i > start
+}
+
+// fix restores function f's heap after the entry at index i changed key.
+func (p *pull) fix(f int32, i int) {
+	h := p.fheaps[f]
+	if !p.down(h, i) {
+		p.up(h, i)
+	}
+}
