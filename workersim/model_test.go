@@ -286,7 +286,7 @@ func TestKeepAliveExpiry(t *testing.T) {
 			NotifyURL: "http://bridge.test", NotifyClient: &http.Client{Transport: log}, Advertise: "w:1"})
 		h := s.Handler()
 		call(t, h, "GET", "/run/float_operation", "") // idle from now
-		time.Sleep(4900 * time.Millisecond)            // 9.8s of model time
+		time.Sleep(4900 * time.Millisecond)           // 9.8s of model time
 		synctest.Wait()
 		if st := s.Stats(); st.Idle != 1 || st.Evictions != 0 {
 			t.Fatalf("before expiry: %+v", st)
