@@ -1,0 +1,196 @@
+// Package producer publishes pullsched events with franz-go: idempotent,
+// acks from all in-sync replicas, low linger, keyed as DESIGN.md says, with
+// bounded buffering and delivery errors returned to the caller.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/logging"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// Config configures a Producer.
+type Config struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// ClientID names the client in broker logs. Default "pullsched".
+	ClientID string
+	// Linger is how long a partition's batch waits for more records. Default
+	// 0: send at once, lowest latency; a few milliseconds trade latency for
+	// fewer, larger requests under heavy load.
+	Linger time.Duration
+	// MaxBuffered bounds the records waiting for delivery; Publish blocks
+	// (until its context ends) when the buffer is full. Default 10,000.
+	MaxBuffered int
+	// DeliveryTimeout bounds how long a record may take to be acknowledged
+	// before its delivery fails. Default 30s; at least 1s.
+	DeliveryTimeout time.Duration
+	// Logger receives the Kafka client's warnings. Default: none.
+	Logger zerolog.Logger
+	// Opts are extra franz-go options appended last (tests, TLS, SASL).
+	Opts []kgo.Opt
+}
+
+// ErrNoBrokers means Config.Brokers was empty.
+var ErrNoBrokers = errors.New("no seed brokers")
+
+func (c *Config) defaults() {
+	if c.ClientID == "" {
+		c.ClientID = "pullsched"
+	}
+	if c.MaxBuffered == 0 {
+		c.MaxBuffered = 10000
+	}
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = 30 * time.Second
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return ErrNoBrokers
+	}
+	if c.Linger < 0 || c.MaxBuffered < 0 || c.DeliveryTimeout < 0 {
+		return errors.New("producer: negative linger, buffer or timeout")
+	}
+	if c.DeliveryTimeout > 0 && c.DeliveryTimeout < time.Second {
+		return errors.New("producer: delivery timeout under 1s")
+	}
+	return nil
+}
+
+// Producer publishes events. It is safe for concurrent use.
+type Producer struct {
+	cl *kgo.Client
+}
+
+// New connects a producer. The connection itself is lazy: an unreachable
+// broker shows up as a delivery error.
+func New(cfg Config) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.MaxBufferedRecords(cfg.MaxBuffered),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.WithLogger(logging.Kgo(cfg.Logger)),
+	}
+	opts = append(opts, cfg.Opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	return &Producer{cl: cl}, nil
+}
+
+// Client is the underlying franz-go client, for admin calls that should
+// share its connections.
+func (p *Producer) Client() *kgo.Client { return p.cl }
+
+// Key returns the record key DESIGN.md fixes for ev: the function for
+// arrivals, completions and evictions; the activation id for assignments
+// and results; the worker id for worker records.
+func Key(ev topics.Event) string {
+	switch e := ev.(type) {
+	case *topics.Arrival:
+		return e.Function
+	case *topics.Completion:
+		return e.Function
+	case *topics.Eviction:
+		return e.Function
+	case *topics.Assignment:
+		return e.ID
+	case *topics.Result:
+		return e.ID
+	case *topics.Worker:
+		return e.ID
+	}
+	return ""
+}
+
+// Topic returns the topic ev belongs on, under names n. A result's topic
+// depends on who asked (results.<reply>), which the result itself does not
+// carry, so Topic returns "" for results: use n.Results(reply).
+func Topic(n topics.Names, ev topics.Event) string {
+	switch e := ev.(type) {
+	case *topics.Arrival:
+		return n.Arrivals()
+	case *topics.Completion, *topics.Eviction:
+		return n.WorkerEvents()
+	case *topics.Assignment:
+		return n.Invoker(e.Worker)
+	case *topics.Worker:
+		return n.Workers()
+	}
+	return ""
+}
+
+// Record encodes ev into a record for topic, keyed by Key(ev).
+func Record(topic string, ev topics.Event) (*kgo.Record, error) {
+	b, err := topics.Encode(ev)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(Key(ev)), Value: b}, nil
+}
+
+// Publish encodes ev, sends it to topic and waits until the broker has
+// acknowledged it (or delivery failed, or ctx ended).
+func (p *Producer) Publish(ctx context.Context, topic string, ev topics.Event) error {
+	r, err := Record(topic, ev)
+	if err != nil {
+		return err
+	}
+	if err := p.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("publish %s to %s: %w", ev.Kind(), topic, err)
+	}
+	return nil
+}
+
+// PublishAsync encodes ev and sends it to topic; done is called once with
+// the delivery error (nil on acknowledgement), from the client's goroutine,
+// so it must not block. An encoding error is reported through done too.
+// PublishAsync blocks while the buffer is full, until ctx ends.
+func (p *Producer) PublishAsync(ctx context.Context, topic string, ev topics.Event, done func(error)) {
+	r, err := Record(topic, ev)
+	if err != nil {
+		done(err)
+		return
+	}
+	p.ProduceAsync(ctx, r, done)
+}
+
+// ProduceAsync sends a prepared record; done is called as in PublishAsync.
+func (p *Producer) ProduceAsync(ctx context.Context, r *kgo.Record, done func(error)) {
+	p.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+		if err != nil {
+			err = fmt.Errorf("publish to %s: %w", r.Topic, err)
+		}
+		done(err)
+	})
+}
+
+// Flush waits until every buffered record is delivered or ctx ends.
+func (p *Producer) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
+
+// Close flushes for at most the given time, then closes the client.
+func (p *Producer) Close(flush time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), flush)
+	defer cancel()
+	_ = p.cl.Flush(ctx)
+	p.cl.Close()
+}

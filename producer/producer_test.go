@@ -1,0 +1,111 @@
+package producer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/topics"
+)
+
+const id = "0b9e2f4e-7a1c-4d2b-9f5e-3c8a1d6b2e70"
+
+func TestKeysAndTopics(t *testing.T) {
+	n := topics.NewNames("p.")
+	cases := []struct {
+		ev         topics.Event
+		key, topic string
+	}{
+		{&topics.Arrival{ID: id, Function: "f"}, "f", "p.arrivals"},
+		{&topics.Completion{ID: id, Function: "f", Worker: "w"}, "f", "p.worker-events"},
+		{&topics.Eviction{Function: "f", Worker: "w"}, "f", "p.worker-events"},
+		{&topics.Assignment{ID: id, Function: "f", Worker: "w"}, id, "p.invoker.w"},
+		{&topics.Result{ID: id, Status: 200}, id, ""},
+		{&topics.Worker{ID: "w", State: topics.WorkerActive}, "w", "p.workers"},
+	}
+	for _, c := range cases {
+		if k := Key(c.ev); k != c.key {
+			t.Errorf("%s key %q, want %q", c.ev.Kind(), k, c.key)
+		}
+		if tp := Topic(n, c.ev); tp != c.topic {
+			t.Errorf("%s topic %q, want %q", c.ev.Kind(), tp, c.topic)
+		}
+	}
+}
+
+func TestPublishRoundTrip(t *testing.T) {
+	b, err := broker.Start(broker.Config{Ports: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := New(Config{Brokers: b.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(p.Client()).CreateTopic(ctx, 1, 1, nil, "x.arrivals"); err != nil {
+		t.Fatal(err)
+	}
+	a := &topics.Arrival{ID: id, Function: "matmul-1", Payload: []byte(`{"n": 100}`)}
+	if err := p.Publish(ctx, "x.arrivals", a); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	p.PublishAsync(ctx, "x.arrivals", &topics.Arrival{ID: "bad"}, func(err error) { done <- err })
+	if err := <-done; err == nil {
+		t.Fatal("invalid event published")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumeTopics("x.arrivals"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	fs := cl.PollFetches(ctx)
+	recs := fs.Records()
+	if len(recs) != 1 || string(recs[0].Key) != "matmul-1" {
+		t.Fatalf("records %v", recs)
+	}
+	got, err := topics.DecodeArrival(recs[0].Value)
+	if err != nil || string(got.Payload) != `{"n": 100}` {
+		t.Fatalf("decoded %+v %v", got, err)
+	}
+}
+
+// TestDeliveryErrorReturned: a record that cannot be delivered is reported
+// to the caller, not dropped.
+func TestDeliveryErrorReturned(t *testing.T) {
+	b, err := broker.Start(broker.Config{Ports: []int{0}, DisableAutoCreate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := New(Config{Brokers: b.Addrs(), DeliveryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, "missing", &topics.Eviction{Function: "f", Worker: "w"}); err == nil {
+		t.Fatal("publish to a missing topic succeeded")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("no brokers accepted")
+	}
+	if _, err := New(Config{Brokers: []string{"x:1"}, Linger: -1}); err == nil {
+		t.Fatal("negative linger accepted")
+	}
+	if _, err := New(Config{Brokers: []string{"x:1"}, DeliveryTimeout: time.Millisecond}); err == nil {
+		t.Fatal("delivery timeout under 1s accepted")
+	}
+}
