@@ -93,9 +93,10 @@ func TestAnswerBodyAndStatsEndpoint(t *testing.T) {
 	if bodies[0]["function"] != "pyaes-2" || bodies[0]["worker"] != "w1" || bodies[0]["cold"] != true || bodies[1]["cold"] != false {
 		t.Errorf("bodies %v", bodies)
 	}
-	// Model time: 149ms ±2% jitter, plus timer lateness magnified tenfold.
-	if d, _ := bodies[1]["duration_ms"].(float64); d < 146 || d > 300 {
-		t.Errorf("warm pyaes duration_ms %v, want about 149 (model time)", d)
+	// Model time: at least 149ms -2% jitter; timer lateness, magnified
+	// tenfold, may add (exact figures are checked under synctest).
+	if d, _ := bodies[1]["duration_ms"].(float64); d < 146 {
+		t.Errorf("warm pyaes duration_ms %v, want at least 146 (model time)", d)
 	}
 	if e, _ := bodies[0]["echo"].(map[string]any); e["length_of_message"] != 100.0 {
 		t.Errorf("echo %v", bodies[0]["echo"])
@@ -121,8 +122,14 @@ func TestAnswerBodyAndStatsEndpoint(t *testing.T) {
 // 5% of Table I; the latency the client sees may add HTTP overhead (5% or
 // 5ms, whichever is larger). A function is retried as a fresh copy up to
 // three times, so that one scheduling hiccup of a loaded machine does not
-// fail the test, while a wrong model still does.
+// fail the test, while a wrong model still does. A machine whose CPUs are
+// saturated delays timers by tens of milliseconds and can still fail it, so
+// -short skips it; TestLatencyMatchesTableVirtual checks the model's figures
+// exactly on any machine.
 func TestLatencyMatchesTableRealTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("wall-clock fidelity check; the model is checked by TestLatencyMatchesTableVirtual")
+	}
 	s := newSim(t, Config{Cores: 16, Seed: 5})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -177,48 +184,54 @@ func TestLatencyMatchesTableRealTime(t *testing.T) {
 
 // TestProcessorSharingRealTime checks the timers against the wall clock with
 // a relative, generous tolerance: 8 concurrent warm invocations on 4 cores
-// take about twice as long as one.
+// take about twice as long as one. It compares the durations the simulator
+// reports (wall time scaled back to model time), so that client overhead on
+// a loaded machine does not count.
 func TestProcessorSharingRealTime(t *testing.T) {
 	s := newSim(t, Config{Cores: 4, Jitter: -1, TimeScale: 0.1,
-		Default: workload.Profile{Cold: 1500 * time.Millisecond, Warm: time.Second}}) // 100ms warm wall
+		Default: workload.Profile{Cold: 2500 * time.Millisecond, Warm: 2 * time.Second}}) // 200ms warm wall
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	get := func() (time.Duration, string) {
-		start := time.Now()
-		resp, err := http.Get(srv.URL + "/run/big")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	get := func() answer {
+		resp, err := client.Get(srv.URL + "/run/big")
 		if err != nil {
 			t.Error(err)
-			return 0, ""
+			return answer{}
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return time.Since(start), resp.Header.Get("X-Cold-Start")
+		defer resp.Body.Close()
+		a := answer{Code: resp.StatusCode, Cold: resp.Header.Get("X-Cold-Start")}
+		if err := json.NewDecoder(resp.Body).Decode(&a.Body); err != nil {
+			t.Error(err)
+		}
+		return a
 	}
-	burst := func() []time.Duration {
-		out := make([]time.Duration, 8)
+	burst := func() []answer {
+		out := make([]answer, 8)
 		var wg sync.WaitGroup
 		for i := range out {
-			wg.Go(func() { out[i], _ = get() })
+			wg.Go(func() { out[i] = get() })
 		}
 		wg.Wait()
 		return out
 	}
 	burst() // eight sandboxes
-	one, cold := get()
-	if cold != "0" {
+	one := get()
+	if one.Cold != "0" {
 		t.Fatalf("single call not warm")
 	}
 	var total time.Duration
-	for _, d := range burst() {
-		total += d
+	for _, a := range burst() {
+		if a.Cold != "0" {
+			t.Fatalf("burst call not warm")
+		}
+		total += ms(a)
 	}
-	ratio := float64(total) / 8 / float64(one)
-	t.Logf("one warm %v, eight concurrent average %v: %.2f×", one, total/8, ratio)
+	ratio := float64(total) / 8 / float64(ms(one))
+	t.Logf("one warm %v, eight concurrent average %v (model time): %.2f×", ms(one), total/8, ratio)
 	if ratio < 1.7 || ratio > 2.5 {
 		t.Errorf("eight concurrent took %.2f× one, want about 2×", ratio)
-	}
-	if st := s.Stats(); st.Cold != 8 || st.Warm != 9 {
-		t.Errorf("cold %d warm %d, want 8 and 9", st.Cold, st.Warm)
 	}
 }
 
