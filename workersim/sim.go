@@ -16,9 +16,11 @@ import (
 
 // Errors with which an invocation can end without running.
 var (
-	// ErrClosed: the simulator was closed before the invocation finished.
+	// ErrClosed ends invocations that the closing of the simulator cut
+	// short (answered 503).
 	ErrClosed = errors.New("workersim: worker is shutting down")
-	// ErrQueueFull: too many requests already wait for memory.
+	// ErrQueueFull refuses a request when QueueLimit requests already wait
+	// for memory (answered 429).
 	ErrQueueFull = errors.New("workersim: lambda function queue is full")
 )
 
