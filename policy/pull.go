@@ -30,7 +30,7 @@ type idleEntry struct {
 	seq   uint64 // enqueue sequence; higher is more recent
 	stamp int64  // last report, UnixNano, never below its predecessor's
 	hpos  int32  // index in fheaps[f]
-	wpos  int32  // index in widle[w]
+	wpos  int32  // index in the worker's bucket for key
 	prev  int32  // expiry list, ordered by stamp
 	next  int32
 }
@@ -44,8 +44,9 @@ type idleEntry struct {
 //
 // Differences from the reference implementation: one entry per (worker,
 // function) with a count, capped at the worker's capacity when it has one;
-// a load change re-prioritises each queue the worker is in with an indexed
-// heap fix, O(log n) per queue, instead of scanning every queue; entries
+// a load change re-prioritises through position-indexed heaps, O(log n) per
+// queue entry that actually moves (and nothing at all on the increase every
+// Pick causes; see refresh), instead of scanning every queue; entries
 // expire KeepAlive after the worker last reported the function idle; a warm
 // hint that ran cold drops the pair's stale entries; failures and draining
 // or departed workers never enter a queue.
@@ -55,7 +56,7 @@ type pull struct {
 
 	fids   map[string]int32
 	fheaps [][]int32 // per function: min-heap of entry indexes
-	widle  [][]int32 // per worker: its entry indexes
+	wk     []wkeys   // per worker: its entries by stored key
 	pairs  map[uint64]int32
 	ents   []idleEntry
 	free   []int32
@@ -94,9 +95,9 @@ func (p *pull) Pick(r Request) Decision {
 		return Decision{Code: code}
 	}
 	if f, ok := p.fids[r.Function]; ok {
-		if h := p.fheaps[f]; len(h) > 0 && p.ents[h[0]].key != notEligible {
-			w := p.ents[h[0]].w
-			p.consume(h[0])
+		if e, ok := p.top(f); ok {
+			w := p.ents[e].w
+			p.consume(e)
 			p.assign(w)
 			return Decision{Code: Placed, Worker: p.ws[w].id, Warm: true}
 		}
@@ -133,6 +134,27 @@ func (p *pull) Evicted(worker, function string, now time.Time) {
 		if e, ok := p.pair(w, function); ok {
 			p.consume(e)
 		}
+	}
+}
+
+// WorkerJoined implements Policy. Lowering a worker's capacity also lowers
+// its idle counts to the new capacity.
+func (p *pull) WorkerJoined(info WorkerInfo) {
+	w, ok := p.join(info)
+	if !ok || p.ws[w].cap <= 0 || p.wk[w].n == 0 {
+		return
+	}
+	c := int32(p.ws[w].cap)
+	clamp := func(list []int32) {
+		for _, e := range list {
+			if p.ents[e].count > c {
+				p.ents[e].count = c
+			}
+		}
+	}
+	clamp(p.wk[w].full)
+	for _, b := range p.wk[w].byKey {
+		clamp(b)
 	}
 }
 
@@ -189,23 +211,119 @@ func (p *pull) keyOf(w int32) int64 {
 	return notEligible
 }
 
-// refresh re-prioritises worker w in every idle queue it is in. It is the
-// cluster's change hook.
-func (p *pull) refresh(w int32) {
-	for int(w) >= len(p.widle) {
-		p.widle = append(p.widle, nil)
+// The heaps are kept exact lazily. Invariant: an entry's stored key never
+// exceeds its worker's current key, and hi[w] bounds the stored keys of w's
+// entries from above. A load increase (every Pick) therefore needs no work
+// at all: stored keys become lower bounds, and top() refreshes a stale head
+// with one sift-down before trusting it, which is exact because every other
+// entry's real key is at least its stored key. A decrease below hi[w] sifts
+// up, O(log n) each, only the entries whose stored key is now too high.
+
+// wkeys holds one worker's idle entries bucketed by their stored key, so
+// that a load decrease finds the entries it must move without looking at
+// the others.
+type wkeys struct {
+	byKey [][]int32 // stored key (a load) -> entries
+	full  []int32   // entries stored as notEligible
+	top   int       // no entry is stored in byKey above this index
+	n     int       // number of entries
+}
+
+// bucket returns the list holding entries of worker w stored at key k.
+func (p *pull) bucket(w int32, k int64) *[]int32 {
+	wk := &p.wk[w]
+	if k == notEligible {
+		return &wk.full
 	}
-	list := p.widle[w]
-	if len(list) == 0 {
+	for int(k) >= len(wk.byKey) {
+		wk.byKey = append(wk.byKey, nil)
+	}
+	if int(k) > wk.top {
+		wk.top = int(k)
+	}
+	return &wk.byKey[k]
+}
+
+// wadd files entry e under its worker and stored key.
+func (p *pull) wadd(e int32) {
+	en := &p.ents[e]
+	b := p.bucket(en.w, en.key)
+	en.wpos = int32(len(*b))
+	*b = append(*b, e)
+	p.wk[en.w].n++
+}
+
+// wdel removes entry e from its worker's buckets.
+func (p *pull) wdel(e int32) {
+	en := &p.ents[e]
+	b := p.bucket(en.w, en.key)
+	last := len(*b) - 1
+	if int(en.wpos) != last {
+		moved := (*b)[last]
+		(*b)[en.wpos] = moved
+		p.ents[moved].wpos = en.wpos
+	}
+	*b = (*b)[:last]
+	p.wk[en.w].n--
+}
+
+// lower moves every entry in list to stored key k (below their current
+// one) and sifts each up in its function heap.
+func (p *pull) lower(list *[]int32, w int32, k int64) {
+	if len(*list) == 0 {
+		return
+	}
+	dst := p.bucket(w, k)
+	for _, e := range *list {
+		en := &p.ents[e]
+		en.key = k
+		en.wpos = int32(len(*dst))
+		*dst = append(*dst, e)
+		p.up(p.fheaps[en.f], int(en.hpos))
+	}
+	*list = (*list)[:0]
+}
+
+// refresh is the cluster's change hook: it restores the invariant for
+// worker w after its load, capacity or state changed.
+func (p *pull) refresh(w int32) {
+	for int(w) >= len(p.wk) {
+		p.wk = append(p.wk, wkeys{})
+	}
+	wk := &p.wk[w]
+	if wk.n == 0 {
 		return
 	}
 	k := p.keyOf(w)
-	for _, e := range list {
-		if en := &p.ents[e]; en.key != k {
-			en.key = k
-			p.fix(en.f, int(en.hpos))
-		}
+	if k == notEligible {
+		return // an increase: stored keys stay valid lower bounds
 	}
+	p.lower(&wk.full, w, k)
+	for b := wk.top; b > int(k); b-- {
+		p.lower(&p.wk[w].byKey[b], w, k)
+	}
+	if p.wk[w].top > int(k) {
+		p.wk[w].top = int(k)
+	}
+}
+
+// top returns the best idle entry of function f whose worker has room,
+// refreshing stale heads on the way.
+func (p *pull) top(f int32) (int32, bool) {
+	h := p.fheaps[f]
+	for len(h) > 0 {
+		e := h[0]
+		k := p.keyOf(p.ents[e].w)
+		if p.ents[e].key == k {
+			return e, k != notEligible
+		}
+		// k > stored key: the worker got busier since it was stored.
+		p.wdel(e)
+		p.ents[e].key = k
+		p.wadd(e)
+		p.down(h, 0)
+	}
+	return 0, false
 }
 
 // enqueue records one more idle instance of function on worker w.
@@ -245,9 +363,8 @@ func (p *pull) enqueue(w int32, function string, now time.Time) {
 		e = int32(len(p.ents))
 		p.ents = append(p.ents, idleEntry{})
 	}
-	p.ents[e] = idleEntry{w: w, f: f, count: 1, key: p.keyOf(w), seq: p.seq, stamp: stamp,
-		wpos: int32(len(p.widle[w])), prev: -1, next: -1}
-	p.widle[w] = append(p.widle[w], e)
+	p.ents[e] = idleEntry{w: w, f: f, count: 1, key: p.keyOf(w), seq: p.seq, stamp: stamp, prev: -1, next: -1}
+	p.wadd(e)
 	p.pairs[pk] = e
 	p.ents[e].hpos = int32(len(p.fheaps[f]))
 	p.fheaps[f] = append(p.fheaps[f], e)
@@ -280,14 +397,7 @@ func (p *pull) drop(e int32) {
 	if i < last {
 		p.fix(en.f, i)
 	}
-	// worker list
-	wl := p.widle[en.w]
-	lw := len(wl) - 1
-	if int(en.wpos) != lw {
-		wl[en.wpos] = wl[lw]
-		p.ents[wl[en.wpos]].wpos = en.wpos
-	}
-	p.widle[en.w] = wl[:lw]
+	p.wdel(e)
 	p.unlink(e)
 	delete(p.pairs, pairKey(en.w, en.f))
 	p.ents[e].count = 0
@@ -296,9 +406,16 @@ func (p *pull) drop(e int32) {
 
 // dropWorker removes every idle entry of worker w.
 func (p *pull) dropWorker(w int32) {
-	for int(w) < len(p.widle) && len(p.widle[w]) > 0 {
-		l := p.widle[w]
-		p.drop(l[len(l)-1])
+	if int(w) >= len(p.wk) {
+		return
+	}
+	for len(p.wk[w].full) > 0 {
+		p.drop(p.wk[w].full[0])
+	}
+	for b := range p.wk[w].byKey {
+		for len(p.wk[w].byKey[b]) > 0 {
+			p.drop(p.wk[w].byKey[b][0])
+		}
 	}
 }
 
