@@ -28,6 +28,14 @@ type wstate struct {
 
 func (w *wstate) load() int { return w.own + w.ext }
 
+// maxLoadKey caps the load used as an ordering key (least-connections
+// buckets, idle-queue keys), so that an absurd reported load cannot make
+// those structures huge; loads above it all rank equal.
+const maxLoadKey = 1<<16 - 1
+
+// loadKey is the worker's load as an ordering key.
+func (w *wstate) loadKey() int { return min(w.load(), maxLoadKey) }
+
 // eligible reports whether the worker can take one more request.
 func (w *wstate) eligible() bool {
 	return w.state == stateActive && (w.cap <= 0 || w.load() < w.cap)
@@ -83,10 +91,10 @@ func (c *cluster) update(w int32) {
 			c.elig = append(c.elig, w)
 		}
 		if ws.lcPos < 0 {
-			c.lc.add(c.ws, w, ws.load())
-		} else if ws.lcLoad != ws.load() {
+			c.lc.add(c.ws, w, ws.loadKey())
+		} else if ws.lcLoad != ws.loadKey() {
 			c.lc.remove(c.ws, w)
-			c.lc.add(c.ws, w, ws.load())
+			c.lc.add(c.ws, w, ws.loadKey())
 		}
 	} else {
 		if ws.eligPos >= 0 {

@@ -206,7 +206,7 @@ func (p *pull) pair(w int32, function string) (int32, bool) {
 // keyOf is the idle-queue priority of worker w.
 func (p *pull) keyOf(w int32) int64 {
 	if ws := &p.ws[w]; ws.eligible() {
-		return int64(ws.load())
+		return int64(ws.loadKey())
 	}
 	return notEligible
 }
