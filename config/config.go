@@ -176,18 +176,32 @@ func scalar(v any) string {
 	}
 }
 
-// List is a flag.Value holding a comma-separated list; repeating the flag
-// appends.
-type List []string
+// List is a flag.Value holding a comma-separated list. The first Set
+// replaces the default; repeating the flag appends.
+type List struct {
+	Values []string
+	set    bool
+}
+
+// NewList returns a list holding defaults until it is first set.
+func NewList(defaults ...string) *List { return &List{Values: defaults} }
 
 // String implements flag.Value.
-func (l *List) String() string { return strings.Join(*l, ",") }
+func (l *List) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.Values, ",")
+}
 
 // Set implements flag.Value.
 func (l *List) Set(s string) error {
+	if !l.set {
+		l.Values, l.set = nil, true
+	}
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			*l = append(*l, p)
+			l.Values = append(l.Values, p)
 		}
 	}
 	return nil

@@ -12,11 +12,11 @@ func newFS() (*flag.FlagSet, *string, *List, *string, *int) {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	fs.String(ConfigFlag, "", "")
 	listen := fs.String("listen", "127.0.0.1:9020", "")
-	var workers List
-	fs.Var(&workers, "workers", "")
+	workers := NewList("http://default:1")
+	fs.Var(workers, "workers", "")
 	policy := fs.String("policy", "pull", "")
 	parts := fs.Int("partitions", 8, "")
-	return fs, listen, &workers, policy, parts
+	return fs, listen, workers, policy, parts
 }
 
 func write(t *testing.T, name, body string) string {
@@ -37,7 +37,7 @@ func TestPrecedence(t *testing.T) {
 	if err := Load(fs, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if *policy != "random" || *parts != 6 || *listen != "0.0.0.0:1" || strings.Join(*workers, " ") != "http://a:1 http://b:2" {
+	if *policy != "random" || *parts != 6 || *listen != "0.0.0.0:1" || strings.Join(workers.Values, " ") != "http://a:1 http://b:2" {
 		t.Fatalf("policy %s partitions %d listen %s workers %v", *policy, *parts, *listen, *workers)
 	}
 }
@@ -50,7 +50,7 @@ func TestHikuJSON(t *testing.T) {
 	if err := Load(fs, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if *listen != "0.0.0.0:9020" || *policy != "pull-based" || len(*workers) != 1 {
+	if *listen != "0.0.0.0:9020" || *policy != "pull-based" || len(workers.Values) != 1 {
 		t.Fatalf("listen %s policy %s workers %v", *listen, *policy, *workers)
 	}
 }
