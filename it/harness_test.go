@@ -80,7 +80,7 @@ func TestBrokersAreIsolated(t *testing.T) {
 func TestTopicPrefix(t *testing.T) {
 	legal := regexp.MustCompile(`^it-[a-zA-Z0-9_-]+-[0-9a-f]{8}\.$`)
 	seen := map[string]bool{}
-	for _, name := range []string{"plain", "with spaces/and#signs", strings.Repeat("long", 60)} {
+	for _, name := range []string{"plain", "with spaces/and#signs", strings.Repeat("long", 30)} {
 		t.Run(name, func(t *testing.T) {
 			p := TopicPrefix(t)
 			if !legal.MatchString(p) {

@@ -146,8 +146,9 @@ pid() {
 	local p
 	p=$(<"$pidfile")
 	[[ $p =~ ^[0-9]+$ ]] || return 1
-	# The pid must still be our broker, not a reused pid.
-	tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q 'kafka\.Kafka' || return 1
+	# The pid must still be our broker (its command line names our
+	# server.properties), not a reused pid or another checkout's Kafka.
+	tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | grep -qxF "$props" || return 1
 	echo "$p"
 }
 
@@ -221,6 +222,7 @@ start() {
 		mv -f "$logs/server.log" "$logs/server.log.prev"
 	fi
 	say "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"
+	rm -f "$pidfile"
 	# setsid: the broker outlives this shell and ignores its Ctrl-C.
 	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' start "$pidfile" \
 		java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
