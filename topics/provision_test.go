@@ -13,6 +13,12 @@ import (
 
 func fakeAdmin(t *testing.T) *kadm.Client {
 	t.Helper()
+	adm, _ := fakeCluster(t)
+	return adm
+}
+
+func fakeCluster(t *testing.T) (*kadm.Client, []string) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0))
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +29,7 @@ func fakeAdmin(t *testing.T) *kadm.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
+	return kadm.NewClient(cl), c.ListenAddrs()
 }
 
 func TestEnsureIdempotent(t *testing.T) {
