@@ -36,16 +36,8 @@ func benchPick(b *testing.B, name string, workers, functions int) {
 	for i := 0; i < workers; i++ {
 		p.WorkerJoined(WorkerInfo{ID: fmt.Sprintf("worker-%04d", i)})
 	}
-	names := make([]string, functions)
-	for i := range names {
-		names[i] = fmt.Sprintf("function-%05d", i)
-	}
-	const seqLen = 1 << 15
-	z := mrand.NewZipf(mrand.New(mrand.NewSource(1)), 1.1, 1, uint64(functions-1))
-	seq := make([]string, seqLen)
-	for i := range seq {
-		seq[i] = names[z.Uint64()]
-	}
+	seq := benchSequence(functions)
+	const seqLen = len(benchSeq{})
 	type out struct {
 		worker, fn string
 		warm, ok   bool
@@ -77,4 +69,29 @@ func benchPick(b *testing.B, name string, workers, functions int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(warm)/float64(b.N), "warm/op")
+}
+
+type benchSeq [1 << 15]string
+
+// benchSeqs caches one Zipf sequence per catalogue size, so that the
+// repeated rounds of a benchmark do not pay for building it again.
+var benchSeqs = map[int]*benchSeq{}
+
+// benchSequence returns a fixed Zipf (s = 1.1) sequence of function names
+// drawn from a catalogue of n functions.
+func benchSequence(n int) *benchSeq {
+	if s, ok := benchSeqs[n]; ok {
+		return s
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("function-%05d", i)
+	}
+	z := mrand.NewZipf(mrand.New(mrand.NewSource(1)), 1.1, 1, uint64(n-1))
+	s := new(benchSeq)
+	for i := range s {
+		s[i] = names[z.Uint64()]
+	}
+	benchSeqs[n] = s
+	return s
 }

@@ -178,7 +178,8 @@ type Config struct {
 	// KeepAlive is how long pull trusts an idle entry after the worker last
 	// reported that function idle; OpenLambda may evict idle sandboxes under
 	// memory pressure without notice. Default 10 minutes (when 0); negative
-	// means idle entries never expire.
+	// means idle entries never expire, and idle state then grows with every
+	// (worker, function) pair ever reported idle (about 80 bytes each).
 	KeepAlive time.Duration
 }
 

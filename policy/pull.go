@@ -29,7 +29,7 @@ type idleEntry struct {
 	key   int64  // worker load, or notEligible when it has no room
 	seq   uint64 // enqueue sequence; higher is more recent
 	stamp int64  // last report, UnixNano, never below its predecessor's
-	hpos  int32  // index in fheaps[f]
+	hpos  int32  // index in fheaps[f], -1 while dormant (count 0)
 	wpos  int32  // index in the worker's bucket for key
 	prev  int32  // expiry list, ordered by stamp
 	next  int32
@@ -117,8 +117,8 @@ func (p *pull) Completed(c Completion) {
 	if c.WarmHint && c.Start == StartCold {
 		// The warm hint was stale: the sandbox it counted on is gone, and
 		// so, most likely, are the pair's other idle instances.
-		if e, ok := p.pair(w, c.Function); ok {
-			p.drop(e)
+		if e, ok := p.pair(w, c.Function); ok && p.ents[e].count > 0 {
+			p.deactivate(e)
 		}
 	}
 	p.release(w)
@@ -131,7 +131,7 @@ func (p *pull) Completed(c Completion) {
 func (p *pull) Evicted(worker, function string, now time.Time) {
 	p.sweep(now)
 	if w, ok := p.lookup(worker); ok {
-		if e, ok := p.pair(w, function); ok {
+		if e, ok := p.pair(w, function); ok && p.ents[e].count > 0 {
 			p.consume(e)
 		}
 	}
@@ -343,48 +343,56 @@ func (p *pull) enqueue(w int32, function string, now time.Time) {
 	}
 	p.seq++
 	pk := pairKey(w, f)
-	if e, ok := p.pairs[pk]; ok {
-		en := &p.ents[e]
+	e, ok := p.pairs[pk]
+	if !ok {
+		if n := len(p.free); n > 0 {
+			e = p.free[n-1]
+			p.free = p.free[:n-1]
+		} else {
+			e = int32(len(p.ents))
+			p.ents = append(p.ents, idleEntry{})
+		}
+		p.ents[e] = idleEntry{w: w, f: f, hpos: -1, prev: -1, next: -1}
+		p.pairs[pk] = e
+	} else {
+		p.unlink(e)
+	}
+	en := &p.ents[e]
+	en.seq = p.seq
+	en.stamp = stamp
+	p.link(e)
+	if en.count > 0 {
 		if c := p.ws[w].cap; c <= 0 || int(en.count) < c {
 			en.count++
 		}
-		en.seq = p.seq
-		en.stamp = stamp
-		p.up(p.fheaps[f], int(en.hpos))
-		p.unlink(e)
-		p.link(e)
+		p.up(p.fheaps[f], int(en.hpos)) // more recent: can only rise
 		return
 	}
-	var e int32
-	if n := len(p.free); n > 0 {
-		e = p.free[n-1]
-		p.free = p.free[:n-1]
-	} else {
-		e = int32(len(p.ents))
-		p.ents = append(p.ents, idleEntry{})
-	}
-	p.ents[e] = idleEntry{w: w, f: f, count: 1, key: p.keyOf(w), seq: p.seq, stamp: stamp, prev: -1, next: -1}
+	// New or dormant: file it and put it in the function's heap.
+	en.count = 1
+	en.key = p.keyOf(w)
 	p.wadd(e)
-	p.pairs[pk] = e
-	p.ents[e].hpos = int32(len(p.fheaps[f]))
+	en.hpos = int32(len(p.fheaps[f]))
 	p.fheaps[f] = append(p.fheaps[f], e)
 	p.up(p.fheaps[f], len(p.fheaps[f])-1)
-	p.link(e)
 }
 
-// consume removes one idle instance from entry e.
+// consume removes one idle instance from entry e, which must hold one.
 func (p *pull) consume(e int32) {
 	if p.ents[e].count > 1 {
 		p.ents[e].count--
 		return
 	}
-	p.drop(e)
+	p.deactivate(e)
 }
 
-// drop removes entry e and all its instances.
-func (p *pull) drop(e int32) {
-	en := p.ents[e]
-	// function heap
+// deactivate takes entry e, which must hold instances, out of its
+// function's heap and its worker's buckets, leaving it dormant: count 0,
+// still indexed by pair and on the expiry list, so that the next completion
+// of the pair reuses it instead of re-inserting into the pair index. Dormant
+// entries are discarded by expiry like any other.
+func (p *pull) deactivate(e int32) {
+	en := &p.ents[e]
 	h := p.fheaps[en.f]
 	last := len(h) - 1
 	i := int(en.hpos)
@@ -392,30 +400,34 @@ func (p *pull) drop(e int32) {
 		h[i] = h[last]
 		p.ents[h[i]].hpos = int32(i)
 	}
-	h = h[:last]
-	p.fheaps[en.f] = h
+	p.fheaps[en.f] = h[:last]
 	if i < last {
 		p.fix(en.f, i)
 	}
 	p.wdel(e)
+	en.count = 0
+	en.hpos = -1
+}
+
+// drop removes entry e for good, with all its instances.
+func (p *pull) drop(e int32) {
+	if p.ents[e].count > 0 {
+		p.deactivate(e)
+	}
 	p.unlink(e)
-	delete(p.pairs, pairKey(en.w, en.f))
-	p.ents[e].count = 0
+	delete(p.pairs, pairKey(p.ents[e].w, p.ents[e].f))
 	p.free = append(p.free, e)
 }
 
-// dropWorker removes every idle entry of worker w.
+// dropWorker discards every entry of worker w, live or dormant. It walks the
+// expiry list, O(entries), which is fine for membership changes.
 func (p *pull) dropWorker(w int32) {
-	if int(w) >= len(p.wk) {
-		return
-	}
-	for len(p.wk[w].full) > 0 {
-		p.drop(p.wk[w].full[0])
-	}
-	for b := range p.wk[w].byKey {
-		for len(p.wk[w].byKey[b]) > 0 {
-			p.drop(p.wk[w].byKey[b][0])
+	for e := p.head; e >= 0; {
+		next := p.ents[e].next
+		if p.ents[e].w == w {
+			p.drop(e)
 		}
+		e = next
 	}
 }
 

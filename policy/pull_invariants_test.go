@@ -41,8 +41,21 @@ func (p *pull) checkInvariants(t *testing.T) {
 			live++
 		}
 	}
-	if live != len(p.pairs) {
-		t.Fatalf("%d entries in heaps, %d in the pair index", live, len(p.pairs))
+	dormant := 0
+	for pk, e := range p.pairs {
+		en := p.ents[e]
+		if pairKey(en.w, en.f) != pk {
+			t.Fatalf("pair index maps %x to entry %+v", pk, en)
+		}
+		if en.count == 0 {
+			if en.hpos != -1 || p.ws[en.w].state != stateActive {
+				t.Fatalf("dormant entry %+v is in a heap or on an inactive worker", en)
+			}
+			dormant++
+		}
+	}
+	if live+dormant != len(p.pairs) {
+		t.Fatalf("%d entries in heaps + %d dormant, %d in the pair index", live, dormant, len(p.pairs))
 	}
 	n := 0
 	for w := range p.wk {
@@ -60,8 +73,8 @@ func (p *pull) checkInvariants(t *testing.T) {
 		prev = e
 		listed++
 	}
-	if listed != live || p.tail != prev {
-		t.Fatalf("expiry list holds %d of %d entries", listed, live)
+	if listed != len(p.pairs) || p.tail != prev {
+		t.Fatalf("expiry list holds %d of %d entries", listed, len(p.pairs))
 	}
 }
 
