@@ -1,0 +1,206 @@
+// Package controllerbridge is pullsched's HTTP ingress (`pullsched
+// controller`): it turns POST|GET /run/<fn> into an arrival on the arrivals
+// topic, waits for the activation's result on its own results.<id> topic and
+// answers the client; it also serves non-blocking activations
+// (GET /activations/<id>), a Hiku-compatible admin API for workers, /status,
+// /metrics, /healthz and /readyz. It never decides placement.
+package controllerbridge
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pullsched/pullsched/topics"
+)
+
+// DefaultListen is the address the controller listens on when Config.Listen
+// is empty.
+const DefaultListen = "127.0.0.1:9020"
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("controllerbridge: invalid config")
+
+// Config configures a Controller. Zero fields take the defaults documented
+// on each.
+type Config struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Topics names and creates the topics (prefix, partitions, retention).
+	// Default: topics.Config{} with its own defaults.
+	Topics topics.Config
+	// Listen is the host:port of the HTTP server. Default DefaultListen
+	// (127.0.0.1:9020); "127.0.0.1:0" picks a free port (read Addr).
+	Listen string
+	// Logger receives the controller's log lines. Default: none.
+	Logger zerolog.Logger
+
+	// ID is this controller's id: results come back on results.<ID>, so two
+	// controllers sharing a broker need different ids. It must pass
+	// topics.ValidID. Default "controller-<hostname>" (characters a topic
+	// name cannot hold replaced with '-').
+	ID string
+	// AdminToken is the bearer token the admin API requires. Default "":
+	// the admin endpoints answer 503 "admin API disabled".
+	AdminToken string
+	// MaxBody bounds a request body in bytes; larger bodies get 413.
+	// Default 1 MiB.
+	MaxBody int64
+	// DefaultTimeout is the deadline of a request without ?timeout=.
+	// Default 60s.
+	DefaultTimeout time.Duration
+	// MaxTimeout is the largest ?timeout= accepted (400 beyond). Default 15m.
+	MaxTimeout time.Duration
+	// ResultMargin is how long past its deadline a blocking request still
+	// waits for a result before answering 504 itself. It should exceed the
+	// scheduler's timeout margin (2s) so that the scheduler's own timeout
+	// result, when there is one, is what the client sees. Default 5s.
+	ResultMargin time.Duration
+	// ActivationTTL is how long a result is kept for GET /activations/<id>
+	// after it came (and how long past its deadline a pending activation is
+	// remembered). Default 10m.
+	ActivationTTL time.Duration
+	// MaxActivations bounds the activations remembered for
+	// GET /activations/<id>; beyond it the one closest to expiry is
+	// forgotten. Default 100,000.
+	MaxActivations int
+	// MaxWaiting bounds the blocking requests waiting for a result at once;
+	// beyond it /run answers 429 with Retry-After. Default 10,000.
+	MaxWaiting int
+	// RetryAfter is the Retry-After this controller sends with a 429 (whole
+	// seconds, at least 1). Default 1s.
+	RetryAfter time.Duration
+	// PublishTimeout bounds publishing one arrival (broker acknowledgement
+	// included); a failure answers 503. Default 10s.
+	PublishTimeout time.Duration
+	// HeartbeatTimeout is how old a worker's last record may be before
+	// GET /admin/workers and /status call it stale. Default 3s, the
+	// scheduler's.
+	HeartbeatTimeout time.Duration
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound an HTTP
+	// connection's phases. Defaults 5s, 30s, 2m. The write timeout is derived:
+	// MaxTimeout + ResultMargin + 30s, so a long blocking /run is never cut.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// DrainTimeout is how long, on shutdown, requests already waiting for a
+	// result may still get it; the rest are answered 503. Default 10s.
+	DrainTimeout time.Duration
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Topics = c.Topics.WithDefaults()
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.ID == "" {
+		c.ID = DefaultID()
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = 1 << 20
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = 60 * time.Second
+	}
+	if c.MaxTimeout == 0 {
+		c.MaxTimeout = 15 * time.Minute
+	}
+	if c.ResultMargin == 0 {
+		c.ResultMargin = 5 * time.Second
+	}
+	if c.ActivationTTL == 0 {
+		c.ActivationTTL = 10 * time.Minute
+	}
+	if c.MaxActivations == 0 {
+		c.MaxActivations = 100_000
+	}
+	if c.MaxWaiting == 0 {
+		c.MaxWaiting = 10_000
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = time.Second
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 3 * time.Second
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Validate reports settings that cannot work, after defaults are applied.
+// Errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if len(c.Brokers) == 0 {
+		return bad("no brokers")
+	}
+	if err := c.Topics.Validate(); err != nil {
+		return fmt.Errorf("%w: topics: %w", ErrInvalidConfig, err)
+	}
+	if err := topics.CheckID("controller", c.ID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch {
+	case c.MaxBody < 0:
+		return bad("negative max body %d", c.MaxBody)
+	case c.DefaultTimeout < 0 || c.MaxTimeout < 0 || c.ResultMargin < 0 || c.ActivationTTL < 0 ||
+		c.RetryAfter < 0 || c.PublishTimeout < 0 || c.HeartbeatTimeout < 0 || c.ReadHeaderTimeout < 0 ||
+		c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.DrainTimeout < 0:
+		return bad("negative duration")
+	case c.DefaultTimeout > c.MaxTimeout:
+		return bad("default timeout %s exceeds max timeout %s", c.DefaultTimeout, c.MaxTimeout)
+	case c.MaxActivations < 0 || c.MaxWaiting < 0:
+		return bad("negative bound")
+	}
+	return nil
+}
+
+// DefaultID is the controller id used when Config.ID is empty:
+// "controller-" and the host name, with characters a topic name cannot hold
+// replaced by '-'.
+func DefaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "local"
+	}
+	var b strings.Builder
+	b.WriteString("controller-")
+	for _, r := range host {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	id := b.String()
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	return id
+}
+
+// writeTimeout is the HTTP write timeout: long enough for the longest
+// blocking request.
+func (c Config) writeTimeout() time.Duration {
+	return c.MaxTimeout + c.ResultMargin + 30*time.Second
+}

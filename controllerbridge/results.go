@@ -1,0 +1,144 @@
+package controllerbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/logging"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// resultsReader reads this controller's results topic from the end offsets
+// it saw at start: every result produced after start is read, none before.
+type resultsReader struct {
+	c     *Controller
+	topic string
+	cl    *kgo.Client
+}
+
+// newResultsReader lists the end offsets of the results topic and opens a
+// client consuming exactly from them. A lazily resolved "at end" offset
+// would not do: a result produced between Ready and the first fetch would be
+// skipped.
+func newResultsReader(ctx context.Context, c *Controller, adm *kadm.Client) (*resultsReader, error) {
+	topic := c.names.Results(c.cfg.ID)
+	ends, err := endOffsets(ctx, adm, topic)
+	if err != nil {
+		return nil, err
+	}
+	offsets := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Topic == topic {
+			offsets[o.Partition] = kgo.NewOffset().At(o.Offset)
+		}
+	})
+	if len(offsets) == 0 {
+		return nil, fmt.Errorf("controller: results topic %s has no partitions", topic)
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.cfg.Brokers...),
+		kgo.ClientID("pullsched-"+c.cfg.ID+"-results"),
+		kgo.WithLogger(logging.Kgo(c.log)),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("controller: results client: %w", err)
+	}
+	return &resultsReader{c: c, topic: topic, cl: cl}, nil
+}
+
+// run reads results until ctx ends, then closes the client.
+func (rr *resultsReader) run(ctx context.Context) {
+	defer rr.cl.Close()
+	for {
+		fetches := rr.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			rr.c.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("results fetch error")
+		})
+		fetches.EachRecord(rr.handle)
+	}
+}
+
+// handle routes one result record.
+func (rr *resultsReader) handle(r *kgo.Record) {
+	c := rr.c
+	res, err := topics.DecodeResult(r.Value)
+	if err != nil {
+		c.m.badRecs.Inc()
+		c.log.Warn().Err(err).Int64("offset", r.Offset).Msg("undecodable result; dead-lettering it")
+		c.deadLetter(r, err)
+		return
+	}
+	c.resultsSeen.Add(1)
+	out := c.book.deliver(res, time.Now())
+	c.m.results.WithLabelValues(string(out)).Inc()
+	switch out {
+	case outDuplicate:
+		c.log.Debug().Str("activation", res.ID).Str("worker", res.Worker).Msg("duplicate result ignored")
+	case outUnknown:
+		c.log.Debug().Str("activation", res.ID).Msg("result for an unknown activation ignored")
+	}
+}
+
+// deadLetter copies an undecodable record to the dlq with the reason.
+func (c *Controller) deadLetter(r *kgo.Record, cause error) {
+	prod := c.prod.Load()
+	if prod == nil {
+		return
+	}
+	dl := &kgo.Record{
+		Topic: c.names.DLQ(),
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: []kgo.RecordHeader{
+			{Key: consumer.HeaderError, Value: []byte(cause.Error())},
+			{Key: consumer.HeaderTopic, Value: []byte(r.Topic)},
+			{Key: consumer.HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+			{Key: consumer.HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		},
+	}
+	prod.ProduceAsync(context.Background(), dl, func(err error) {
+		if err != nil {
+			c.log.Error().Err(err).Msg("dead-lettering a result failed")
+		}
+	})
+}
+
+// endOffsets lists the end offsets of topic, retrying for a while when the
+// broker does not know the topic yet (metadata lags just after creation).
+func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListedOffsets, error) {
+	var last error
+	for range 100 {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			return ends, nil
+		}
+		last = err
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.LeaderNotAvailable) {
+			break
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil, fmt.Errorf("controller: end offsets of %s: %w", topic, last)
+}

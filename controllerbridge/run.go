@@ -1,0 +1,284 @@
+package controllerbridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pullsched/pullsched/httpserve"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// Headers of a /run answer.
+const (
+	HeaderActivationID = "X-Activation-Id"
+	HeaderWorker       = "X-Worker"
+	HeaderColdStart    = "X-Cold-Start" // "1" cold, "0" warm; absent when unknown
+)
+
+// errorBody is the JSON of every failure answer about an activation.
+type errorBody struct {
+	Error        string `json:"error"`
+	Reason       string `json:"reason,omitempty"`
+	ActivationID string `json:"activation_id,omitempty"`
+}
+
+// runRequest is a parsed /run request.
+type runRequest struct {
+	fn       string
+	payload  json.RawMessage
+	timeout  time.Duration
+	blocking bool
+	class    int
+}
+
+// parseRun validates a /run request; its errors are 4xx answers.
+func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runRequest, error) {
+	req := &runRequest{fn: r.PathValue("fn"), timeout: c.cfg.DefaultTimeout, blocking: true}
+	if err := topics.CheckFunction(req.fn); err != nil {
+		return nil, httpserve.Errorf(http.StatusBadRequest, "bad function name %q: want 1-128 of letters, digits, '_', '.', '-'", req.fn)
+	}
+	q := r.URL.Query()
+	if v := q.Get("timeout"); v != "" {
+		d, err := parseTimeout(v)
+		if err != nil {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad timeout %q: %v", v, err)
+		}
+		if d > c.cfg.MaxTimeout {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad timeout %q: more than the maximum %s", v, c.cfg.MaxTimeout)
+		}
+		req.timeout = d
+	}
+	if v := q.Get("blocking"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad blocking %q: want true or false", v)
+		}
+		req.blocking = b
+	}
+	if v := q.Get("class"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad class %q: want an integer", v)
+		}
+		req.class = n
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBody))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, httpserve.Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", mb.Limit)
+		}
+		return nil, httpserve.Errorf(http.StatusBadRequest, "reading body: %v", err)
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, httpserve.Errorf(http.StatusBadRequest, "body is not JSON: %v", err)
+	}
+	req.payload = body
+	return req, nil
+}
+
+// parseTimeout reads a Go duration ("1m30s") or a number of seconds ("90",
+// "2.5"); it must be positive.
+func parseTimeout(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		s, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || math.IsNaN(s) || math.IsInf(s, 0) {
+			return 0, errors.New("want a duration such as 30s or a number of seconds")
+		}
+		if s > float64(math.MaxInt64/int64(time.Second)) {
+			return 0, errors.New("too large")
+		}
+		d = time.Duration(s * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, errors.New("must be positive")
+	}
+	return d, nil
+}
+
+// handleRun serves POST|GET /run/<fn>.
+func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
+	if c.draining.Load() {
+		w.Header().Set("Connection", "close")
+		return httpserve.Errorf(http.StatusServiceUnavailable, "controller is shutting down")
+	}
+	req, err := c.parseRun(w, r)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	a := &topics.Arrival{
+		ID:       topics.NewID(),
+		Function: req.fn,
+		Payload:  req.payload,
+		Reply:    c.cfg.ID,
+		Class:    req.class,
+		Arrived:  now,
+		Deadline: now.Add(req.timeout),
+	}
+	log := c.log.With().Str("activation", a.ID).Str("fn", a.Function).Logger()
+	waitUntil := a.Deadline.Add(c.cfg.ResultMargin)
+
+	// The waiter exists before the arrival does, so no result can slip by.
+	ch, ok := c.book.register(a.ID, req.blocking, now, waitUntil)
+	if !ok {
+		return c.writeFailure(w, http.StatusTooManyRequests, a.ID, topics.ReasonOverloaded,
+			fmt.Sprintf("too many requests waiting (%d)", c.cfg.MaxWaiting))
+	}
+	pctx, cancel := context.WithTimeout(r.Context(), min(c.cfg.PublishTimeout, req.timeout))
+	err = c.prod.Load().Publish(pctx, c.names.Arrivals(), a)
+	cancel()
+	if err != nil {
+		c.book.forget(a.ID)
+		c.m.pubErrors.Inc()
+		if r.Context().Err() != nil {
+			c.m.gone.Inc()
+			return nil // the client is gone; nobody reads an answer
+		}
+		log.Warn().Err(err).Msg("publishing arrival failed")
+		return c.writeFailure(w, http.StatusServiceUnavailable, a.ID, "", "could not publish the request: "+err.Error())
+	}
+	c.m.published.Inc()
+
+	if !req.blocking {
+		w.Header().Set("Location", "/activations/"+a.ID)
+		w.Header().Set(HeaderActivationID, a.ID)
+		httpserve.WriteJSON(w, http.StatusAccepted, map[string]string{"activation_id": a.ID})
+		return nil
+	}
+
+	timer := time.NewTimer(time.Until(waitUntil))
+	defer timer.Stop()
+	select {
+	case res := <-ch:
+		return c.writeResult(w, res)
+	case <-timer.C:
+		c.book.unwait(a.ID)
+		log.Debug().Msg("no result before the deadline")
+		return c.writeFailure(w, http.StatusGatewayTimeout, a.ID, topics.ReasonTimeout,
+			fmt.Sprintf("no result within %s", req.timeout))
+	case <-r.Context().Done():
+		c.book.unwait(a.ID)
+		c.m.gone.Inc()
+		log.Debug().Msg("client went away; the result will be kept for GET /activations")
+		return nil
+	case <-c.abort:
+		c.book.unwait(a.ID)
+		w.Header().Set("Connection", "close")
+		return c.writeFailure(w, http.StatusServiceUnavailable, a.ID, "",
+			"controller is shutting down; fetch the result later with GET /activations/"+a.ID)
+	}
+}
+
+// failureStatus maps a result's reason to the client's status.
+func failureStatus(res *topics.Result) int {
+	switch res.Reason {
+	case topics.ReasonOverloaded:
+		return http.StatusTooManyRequests
+	case topics.ReasonNoWorkers:
+		return http.StatusServiceUnavailable
+	case topics.ReasonTimeout:
+		return http.StatusGatewayTimeout
+	case topics.ReasonWorkerFailed:
+		return http.StatusBadGateway
+	}
+	if res.Status >= 400 {
+		return res.Status
+	}
+	return http.StatusBadGateway
+}
+
+// writeResult answers with a result: the worker's status and body, or a JSON
+// error when the result reports a failure.
+func (c *Controller) writeResult(w http.ResponseWriter, res *topics.Result) error {
+	h := w.Header()
+	h.Set(HeaderActivationID, res.ID)
+	if res.Worker != "" {
+		h.Set(HeaderWorker, res.Worker)
+	}
+	switch res.Start {
+	case topics.StartCold:
+		h.Set(HeaderColdStart, "1")
+	case topics.StartWarm:
+		h.Set(HeaderColdStart, "0")
+	}
+	if res.Reason != "" {
+		msg := res.Error
+		if msg == "" {
+			msg = res.Reason
+		}
+		return c.writeFailure(w, failureStatus(res), res.ID, res.Reason, msg)
+	}
+	body, err := res.BodyBytes()
+	if err != nil {
+		return c.writeFailure(w, http.StatusBadGateway, res.ID, topics.ReasonWorkerFailed, "unreadable result body: "+err.Error())
+	}
+	ct := res.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(res.Status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// writeFailure answers with a JSON error about an activation; a 429 carries
+// Retry-After.
+func (c *Controller) writeFailure(w http.ResponseWriter, status int, id, reason, msg string) error {
+	w.Header().Set(HeaderActivationID, id)
+	if status == http.StatusTooManyRequests {
+		secs := int(math.Ceil(c.cfg.RetryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	}
+	httpserve.WriteJSON(w, status, errorBody{Error: msg, Reason: reason, ActivationID: id})
+	return nil
+}
+
+// activationView is the JSON of GET /activations/<id> once the result came.
+type activationView struct {
+	ActivationID string          `json:"activation_id"`
+	Function     string          `json:"fn,omitempty"`
+	Status       int             `json:"status"`
+	Worker       string          `json:"worker,omitempty"`
+	Start        topics.Start    `json:"start,omitempty"`
+	DurationMs   float64         `json:"duration_ms"`
+	ContentType  string          `json:"content_type,omitempty"`
+	BodyEncoding string          `json:"body_encoding,omitempty"`
+	Body         json.RawMessage `json:"body,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	Error        string          `json:"error,omitempty"`
+}
+
+// handleActivation serves GET /activations/<id>: 200 with the result, 202
+// while pending, 404 when unknown or expired.
+func (c *Controller) handleActivation(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	res, known := c.book.lookup(id, time.Now())
+	if !known {
+		return httpserve.Errorf(http.StatusNotFound, "activation %q unknown or expired", id)
+	}
+	if res == nil {
+		httpserve.WriteJSON(w, http.StatusAccepted, map[string]string{"activation_id": id, "status": "pending"})
+		return nil
+	}
+	httpserve.WriteJSON(w, http.StatusOK, activationView{
+		ActivationID: res.ID, Function: res.Function, Status: res.Status, Worker: res.Worker, Start: res.Start,
+		DurationMs: res.DurationMs, ContentType: res.ContentType, BodyEncoding: res.BodyEncoding, Body: res.Body,
+		Reason: res.Reason, Error: res.Error,
+	})
+	return nil
+}
