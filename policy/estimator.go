@@ -48,8 +48,10 @@ func NewEstimator(cfg EstimatorConfig) (*Estimator, error) {
 	return &Estimator{alpha: cfg.Alpha, def: float64(cfg.Default), ewma: make(map[string]float64)}, nil
 }
 
-// Observe feeds one completed execution of function. Negative durations
-// are ignored; the first sample of a function becomes its estimate.
+// Observe feeds one completed execution of function; feed successful
+// completions only, since a timeout says little about the run time.
+// Negative durations are ignored; the first sample of a function becomes
+// its estimate.
 func (e *Estimator) Observe(function string, d time.Duration) {
 	if d < 0 {
 		return
