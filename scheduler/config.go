@@ -1,0 +1,193 @@
+// Package scheduler is the policy loop at the centre of pullsched. It
+// consumes arrivals and worker-events in one consumer group (co-partitioned
+// by function, so one replica owns a function's arrivals and its idle
+// state), follows the workers topic in full, asks a policy where each
+// arrival goes, publishes the assignment to invoker.<worker> and keeps the
+// books: outstanding assignments with their timeouts, in-flight work per
+// worker, and a bounded pending queue.
+//
+// One goroutine owns all of that state. The consumer hands it batches and
+// rebalance events through a channel and waits until the batch is decided
+// and its records are handed to the producer; acknowledgements come back
+// through a non-blocking inbox. An arrival's offset is released for commit
+// only once its assignment, or the result that rejects it, has been
+// acknowledged by the broker, so a crash loses nothing; what a crash can
+// duplicate is what was acknowledged but not yet committed.
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/policy"
+	"github.com/pullsched/pullsched/producer"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// Config configures a Scheduler.
+type Config struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Topics names and shapes the topics. The scheduler creates the fixed
+	// topics if they are missing, and invoker.<worker> when a worker first
+	// appears. Default: topics.Config defaults (prefix "pullsched.").
+	Topics topics.Config
+	// Listen is the host:port of the HTTP server (/metrics, /healthz,
+	// /readyz). Default "": no server (metrics are still collected).
+	Listen string
+	// Logger receives the scheduler's logs. Default: none.
+	Logger zerolog.Logger
+
+	// ID names this replica in logs, client ids and assignments. Default
+	// "<hostname>-<pid>".
+	ID string
+	// Policy is the placement policy (see policy.Names). Default "pull".
+	Policy string
+	// PolicyConfig tunes the policy: seed, keep-alive of idle entries (also
+	// how far back worker-events are re-read on a rebalance), chbl bound.
+	// Default: the policy package's defaults.
+	PolicyConfig policy.Config
+	// Pending is the pending-queue discipline: fifo, priority or sjf.
+	// Default fifo.
+	Pending string
+	// PendingCap bounds the pending queue; an arrival that finds it full
+	// gets a 429 result. Default 10,000.
+	PendingCap int
+	// DefaultCapacity is the in-flight limit of a worker whose heartbeat
+	// says capacity 0. Default 0: unlimited.
+	DefaultCapacity int
+	// HeartbeatTimeout is how long a worker may stay silent before it
+	// leaves the rotation. Default 3s.
+	HeartbeatTimeout time.Duration
+	// DefaultTimeout is the execution timeout of an arrival without a
+	// deadline (it also bounds how long such an arrival may wait in the
+	// pending queue). Default 5m.
+	DefaultTimeout time.Duration
+	// TimeoutMargin is added to an assignment's deadline before the
+	// scheduler gives up on its completion, publishes a 504 result and
+	// frees the slot; it leaves the bridge time to report its own timeout.
+	// Default 2s.
+	TimeoutMargin time.Duration
+	// Tick is how often deadlines, assignment timeouts and heartbeats are
+	// checked; it is the resolution of every timeout. Default 100ms.
+	Tick time.Duration
+	// MaxAttempts is how many times an assignment whose produce fails is
+	// tried before the arrival gets a 503 result. Default 3.
+	MaxAttempts int
+	// RecentIDs is how many finished activation ids are remembered to
+	// recognise a re-delivered arrival. Default 100,000 (about 5 MB).
+	RecentIDs int
+	// RevokeFlush bounds how long a rebalance waits for in-flight produces
+	// to be acknowledged before letting partitions go. Default 5s.
+	RevokeFlush time.Duration
+	// LagInterval is how often the consumer-group lag metric is sampled.
+	// Default 5s; negative disables sampling.
+	LagInterval time.Duration
+	// Linger is the producer's linger. Default 0: lowest latency.
+	Linger time.Duration
+	// SessionTimeout is the consumer-group session timeout: how long a
+	// crashed replica holds its partitions. Default 10s.
+	SessionTimeout time.Duration
+	// Clock returns the current time. Default time.Now. Tests may move it.
+	Clock func() time.Time
+	// ConsumerOpts and ProducerOpts are extra franz-go options (TLS, SASL,
+	// tests), appended last.
+	ConsumerOpts, ProducerOpts []kgo.Opt
+}
+
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("scheduler: invalid config")
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.Topics = c.Topics.WithDefaults()
+	if c.ID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "scheduler"
+		}
+		c.ID = h + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.Policy == "" {
+		c.Policy = policy.NamePull
+	}
+	if c.Pending == "" {
+		c.Pending = policy.DisciplineFIFO
+	}
+	if c.PendingCap == 0 {
+		c.PendingCap = 10000
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 3 * time.Second
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = 5 * time.Minute
+	}
+	if c.TimeoutMargin == 0 {
+		c.TimeoutMargin = 2 * time.Second
+	}
+	if c.Tick == 0 {
+		c.Tick = 100 * time.Millisecond
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.RecentIDs == 0 {
+		c.RecentIDs = 100000
+	}
+	if c.RevokeFlush == 0 {
+		c.RevokeFlush = 5 * time.Second
+	}
+	if c.LagInterval == 0 {
+		c.LagInterval = 5 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("%w: %w", ErrConfig, producer.ErrNoBrokers)
+	}
+	c = c.WithDefaults()
+	if err := c.Topics.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if !topics.ValidID(c.ID) {
+		return fmt.Errorf("%w: id %q: want 1-128 of letters, digits, '_', '.', '-'", ErrConfig, c.ID)
+	}
+	if _, ok := policy.Canonical(c.Policy); !ok {
+		return fmt.Errorf("%w: policy %q: known policies are %v", ErrConfig, c.Policy, policy.Names())
+	}
+	if err := c.PolicyConfig.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	switch {
+	case c.PendingCap < 0:
+		return fmt.Errorf("%w: pending cap %d", ErrConfig, c.PendingCap)
+	case c.DefaultCapacity < 0:
+		return fmt.Errorf("%w: default capacity %d", ErrConfig, c.DefaultCapacity)
+	case c.HeartbeatTimeout < 0 || c.DefaultTimeout < 0 || c.TimeoutMargin < 0 || c.Tick < 0 ||
+		c.RevokeFlush < 0 || c.Linger < 0 || c.SessionTimeout < 0:
+		return fmt.Errorf("%w: negative duration", ErrConfig)
+	case c.Tick < time.Millisecond:
+		return fmt.Errorf("%w: tick %v under 1ms", ErrConfig, c.Tick)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("%w: max attempts %d", ErrConfig, c.MaxAttempts)
+	case c.RecentIDs < 0:
+		return fmt.Errorf("%w: recent ids %d", ErrConfig, c.RecentIDs)
+	}
+	return nil
+}

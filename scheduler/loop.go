@@ -1,0 +1,498 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/policy"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// phase is where an arrival is in its life on this replica.
+type phase uint8
+
+const (
+	phasePending   phase = iota + 1 // in the pending queue or the retry list
+	phaseProducing                  // assignment handed to the producer, not yet acknowledged
+	phaseAssigned                   // assignment acknowledged; waiting for its completion
+)
+
+// job is one arrival this replica holds.
+type job struct {
+	a       *topics.Arrival
+	d       *consumer.Delivery
+	part    int32
+	phase   phase
+	worker  string
+	warm    bool
+	attempt int       // produces that failed so far
+	gen     uint64    // bumped whenever the job changes hands, to ignore stale acks
+	dl      time.Time // when the caller stops waiting (arrival deadline or arrived + DefaultTimeout)
+	timeout time.Time // when an assignment is given up
+	hidx    int
+	assignT time.Time // when the assignment was decided
+}
+
+// state is everything the loop goroutine owns.
+type state struct {
+	s     *Scheduler
+	cfg   Config
+	log   zerolog.Logger
+	m     *metrics
+	pol   policy.Policy
+	pname string
+	idle  policy.IdleTracker   // nil when the policy keeps no idle queues
+	forg  policy.IdleForgetter // nil likewise
+	pend  *policy.Pending
+	est   *policy.Estimator
+	retry []*job // assignments whose produce failed, served before pending
+	jobs  map[string]*job
+	heap  timeoutHeap
+	seen  *recentSet
+
+	fnPart  map[string]int32 // function -> its partition, as seen in records
+	skipTo  map[int32]int64  // worker-events partition -> offsets below were applied by a rebuild
+	workers map[string]*worker
+	owned   map[int32]bool // arrivals partitions this replica holds
+	gen     uint64
+	dirty   bool // something may have freed capacity: drain the pending queue
+
+	lastSweep time.Time
+}
+
+func newState(s *Scheduler) (*state, error) {
+	cfg := s.cfg
+	pol, err := policy.New(cfg.Policy, cfg.PolicyConfig)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	est, err := policy.NewEstimator(policy.EstimatorConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	pend, err := policy.NewPending(cfg.Pending, max(cfg.PendingCap, 1), est)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	st := &state{
+		s: s, cfg: cfg, log: s.log, m: s.m, pol: pol, pname: pol.Name(), pend: pend, est: est,
+		jobs: map[string]*job{}, seen: newRecentSet(cfg.RecentIDs),
+		fnPart: map[string]int32{}, skipTo: map[int32]int64{}, workers: map[string]*worker{}, owned: map[int32]bool{},
+	}
+	st.idle, _ = pol.(policy.IdleTracker)
+	st.forg, _ = pol.(policy.IdleForgetter)
+	return st, nil
+}
+
+func (st *state) now() time.Time { return st.cfg.Clock() }
+
+// handleBatch decides a polled batch: arrivals are placed, queued or
+// rejected; completions and evictions feed the policy.
+func (st *state) handleBatch(batch []*consumer.Delivery) {
+	now := st.now()
+	arrivals := st.s.names.Arrivals()
+	for _, d := range batch {
+		r := d.Record
+		switch ev := d.Event.(type) {
+		case *topics.Arrival:
+			if r.Topic != arrivals {
+				d.Done()
+				continue
+			}
+			st.fnPart[ev.Function] = r.Partition
+			st.arrival(ev, d, now)
+		case *topics.Completion:
+			st.fnPart[ev.Function] = r.Partition
+			if end, ok := st.skipTo[r.Partition]; ok && r.Offset < end && st.jobs[ev.ID] == nil {
+				d.Done() // already applied by the rebuild
+				continue
+			}
+			st.completion(ev, now)
+			d.Done()
+		case *topics.Eviction:
+			st.fnPart[ev.Function] = r.Partition
+			if end, ok := st.skipTo[r.Partition]; !ok || r.Offset >= end {
+				st.pol.Evicted(ev.Worker, ev.Function, now)
+			}
+			d.Done()
+		default:
+			d.Done()
+		}
+	}
+	st.afterChanges()
+}
+
+// arrival admits one arrival.
+func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time) {
+	if st.jobs[a.ID] != nil || st.seen.has(a.ID) {
+		st.m.duplicates.WithLabelValues("redelivered").Inc()
+		st.log.Debug().Str("id", a.ID).Str("fn", a.Function).Msg("arrival seen before; not assigned again")
+		d.Done()
+		return
+	}
+	j := &job{a: a, d: d, part: d.Record.Partition, hidx: -1, dl: a.Deadline}
+	if j.dl.IsZero() {
+		base := a.Arrived
+		if base.IsZero() || base.After(now) {
+			base = now
+		}
+		j.dl = base.Add(st.cfg.DefaultTimeout)
+	}
+	if !now.Before(j.dl) {
+		st.m.timeouts.WithLabelValues("pending").Inc()
+		st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed before the arrival was scheduled")
+		return
+	}
+	st.jobs[a.ID] = j
+	if st.pend.Len() > 0 || len(st.retry) > 0 {
+		st.enqueue(j, now) // keep order: earlier arrivals are waiting
+		return
+	}
+	st.place(j, now)
+}
+
+// place asks the policy for j and acts on the answer. It reports the code.
+func (st *state) place(j *job, now time.Time) policy.Code {
+	t0 := time.Now()
+	dec := st.pol.Pick(policy.Request{Function: j.a.Function, Class: j.a.Class, MemoryMB: j.a.MemoryMB, Now: now})
+	st.m.decisionSec.Observe(time.Since(t0).Seconds())
+	switch dec.Code {
+	case policy.Placed:
+		st.assign(j, dec, now)
+	case policy.NoCapacity:
+		if j.phase != phasePending {
+			st.enqueue(j, now)
+		}
+	default: // NoWorkers
+		delete(st.jobs, j.a.ID)
+		st.reject(j, http.StatusServiceUnavailable, topics.ReasonNoWorkers, "no worker is in rotation")
+	}
+	return dec.Code
+}
+
+// enqueue puts j in the pending queue, or answers 429 if it is full.
+func (st *state) enqueue(j *job, now time.Time) {
+	err := st.pend.Push(policy.Item{ID: j.a.ID, Function: j.a.Function, Class: j.a.Class, Enqueued: now, Deadline: j.dl})
+	if err != nil {
+		delete(st.jobs, j.a.ID)
+		reason, status := topics.ReasonOverloaded, http.StatusTooManyRequests
+		if !errors.Is(err, policy.ErrPendingFull) {
+			reason, status = topics.ReasonNoWorkers, http.StatusServiceUnavailable
+		}
+		st.reject(j, status, reason, err.Error())
+		return
+	}
+	j.phase = phasePending
+	st.m.decisions.WithLabelValues(st.pname, OutcomePending).Inc()
+}
+
+// assign publishes the assignment of j to the worker the policy chose.
+func (st *state) assign(j *job, dec policy.Decision, now time.Time) {
+	st.gen++
+	j.gen, j.phase, j.worker, j.warm, j.assignT = st.gen, phaseProducing, dec.Worker, dec.Warm, now
+	j.timeout = j.dl.Add(st.cfg.TimeoutMargin)
+	st.heap.push(j)
+	outcome := OutcomeFallback
+	if dec.Warm {
+		outcome = OutcomeWarm
+	}
+	st.m.decisions.WithLabelValues(st.pname, outcome).Inc()
+	url := ""
+	if w := st.workers[dec.Worker]; w != nil {
+		url = w.rec.URL
+	}
+	a := j.a
+	asg := &topics.Assignment{
+		ID: a.ID, Function: a.Function, Payload: a.Payload, Reply: a.Reply, Worker: dec.Worker, WorkerURL: url,
+		Class: a.Class, Warm: dec.Warm, Arrived: a.Arrived, Assigned: now, Deadline: a.Deadline, Scheduler: st.cfg.ID,
+	}
+	gen := j.gen
+	st.s.prod.PublishAsync(st.s.loopCtx, st.s.names.Invoker(dec.Worker), asg, func(err error) {
+		st.s.inbox.put(func() { st.assignAcked(j, gen, err) })
+	})
+}
+
+// assignAcked handles the broker's answer to an assignment.
+func (st *state) assignAcked(j *job, gen uint64, err error) {
+	if err == nil {
+		j.d.Done()
+		if !j.a.Arrived.IsZero() {
+			st.m.assignSec.Observe(max(st.now().Sub(j.a.Arrived), 0).Seconds())
+		}
+		if j.gen == gen && j.phase == phaseProducing {
+			j.phase = phaseAssigned
+		}
+		return
+	}
+	st.m.produceErrors.WithLabelValues("assignment").Inc()
+	if j.gen != gen || st.jobs[j.a.ID] != j {
+		return // revoked or already answered (timed out) meanwhile
+	}
+	now := st.now()
+	st.log.Warn().Err(err).Str("id", j.a.ID).Str("fn", j.a.Function).Str("worker", j.worker).
+		Int("attempt", j.attempt+1).Msg("assignment not published")
+	st.heap.remove(j)
+	st.pol.Completed(policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
+	j.attempt++
+	st.gen++
+	j.gen = st.gen
+	if j.attempt >= st.cfg.MaxAttempts {
+		delete(st.jobs, j.a.ID)
+		st.reject(j, http.StatusServiceUnavailable, topics.ReasonNoWorkers,
+			fmt.Sprintf("assignment could not be published after %d attempts: %v", j.attempt, err))
+		return
+	}
+	j.phase = phasePending
+	st.retry = append(st.retry, j)
+	st.dirty = true
+}
+
+// reject answers j with a result of the scheduler's own and finishes it.
+// The caller has removed j from jobs.
+func (st *state) reject(j *job, status int, reason, msg string) {
+	st.seen.add(j.a.ID)
+	st.m.results.WithLabelValues(reason).Inc()
+	if reason != topics.ReasonTimeout || j.phase != phaseAssigned && j.phase != phaseProducing {
+		st.m.decisions.WithLabelValues(st.pname, OutcomeRejected).Inc()
+	}
+	if j.a.Reply == "" { // fire and forget: nobody to tell
+		j.d.Done()
+		return
+	}
+	res := &topics.Result{ID: j.a.ID, Function: j.a.Function, Status: status, Reason: reason, Error: msg,
+		Worker: j.worker, Source: "scheduler", At: st.now()}
+	d := j.d
+	id := j.a.ID
+	st.s.prod.PublishAsync(st.s.loopCtx, st.s.names.Results(j.a.Reply), res, func(err error) {
+		if err != nil {
+			st.s.inbox.put(func() {
+				st.m.produceErrors.WithLabelValues("result").Inc()
+				st.log.Warn().Err(err).Str("id", id).Msg("result not published")
+			})
+		}
+		// Done either way: a result that cannot be written must not stop
+		// the partition; the caller's own timeout answers it.
+		d.Done()
+	})
+}
+
+// completion applies a worker's report.
+func (st *state) completion(c *topics.Completion, now time.Time) {
+	start := policy.StartUnknown
+	switch c.Start {
+	case topics.StartCold:
+		start = policy.StartCold
+	case topics.StartWarm:
+		start = policy.StartWarm
+	}
+	dur := time.Duration(c.DurationMs * float64(time.Millisecond))
+	if c.OK {
+		st.est.Observe(c.Function, dur)
+	}
+	j := st.jobs[c.ID]
+	if j == nil || (j.phase != phaseProducing && j.phase != phaseAssigned) || j.worker != c.Worker {
+		// Not ours (another replica's, timed out, or from before a
+		// rebalance): the worker still holds an idle sandbox.
+		st.m.unknown.Inc()
+		if c.OK && st.idle != nil {
+			st.idle.Idle(c.Worker, c.Function, now)
+		}
+		return
+	}
+	st.heap.remove(j)
+	delete(st.jobs, c.ID)
+	st.seen.add(c.ID)
+	st.pol.Completed(policy.Completion{Worker: c.Worker, Function: c.Function, OK: c.OK, Start: start,
+		WarmHint: j.warm, Duration: dur, Now: now})
+	st.dirty = true
+}
+
+// afterChanges drains the pending queue if capacity may have been freed.
+func (st *state) afterChanges() {
+	if st.dirty || st.pend.Len() > 0 || len(st.retry) > 0 {
+		st.dirty = false
+		st.drain(st.now())
+	}
+	st.m.pending.Set(float64(st.pend.Len() + len(st.retry)))
+}
+
+// drain places waiting arrivals while the policy finds room: the retry list
+// first, then the pending queue in its discipline's order.
+func (st *state) drain(now time.Time) {
+	for len(st.retry) > 0 {
+		j := st.retry[0]
+		code := st.place(j, now)
+		if code == policy.NoCapacity {
+			return
+		}
+		st.retry[0] = nil
+		st.retry = st.retry[1:]
+	}
+	for st.pend.Len() > 0 {
+		it, _ := st.pend.Peek()
+		j := st.jobs[it.ID]
+		if j == nil {
+			st.pend.Pop()
+			continue
+		}
+		code := st.place(j, now)
+		if code == policy.NoCapacity {
+			return
+		}
+		st.pend.Pop()
+	}
+}
+
+// tick expires deadlines and assignment timeouts and sweeps heartbeats.
+func (st *state) tick() {
+	now := st.now()
+	for _, it := range st.pend.Expire(now) {
+		if j := st.jobs[it.ID]; j != nil {
+			delete(st.jobs, it.ID)
+			st.m.timeouts.WithLabelValues("pending").Inc()
+			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a worker")
+		}
+	}
+	if len(st.retry) > 0 {
+		keep := st.retry[:0]
+		for _, j := range st.retry {
+			if now.Before(j.dl) {
+				keep = append(keep, j)
+				continue
+			}
+			delete(st.jobs, j.a.ID)
+			st.m.timeouts.WithLabelValues("pending").Inc()
+			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a worker")
+		}
+		clear(st.retry[len(keep):])
+		st.retry = keep
+	}
+	for j := st.heap.due(now); j != nil; j = st.heap.due(now) {
+		delete(st.jobs, j.a.ID)
+		st.pol.Completed(policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
+		st.m.timeouts.WithLabelValues("assigned").Inc()
+		st.log.Info().Str("id", j.a.ID).Str("fn", j.a.Function).Str("worker", j.worker).
+			Msg("no completion within the timeout; slot released")
+		st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout,
+			fmt.Sprintf("no completion from worker %s within the deadline", j.worker))
+		st.dirty = true
+	}
+	if now.Sub(st.lastSweep) >= st.cfg.HeartbeatTimeout/10 {
+		st.lastSweep = now
+		st.sweepWorkers(now)
+	}
+	st.afterChanges()
+}
+
+// assigned applies a rebuild after partitions were assigned.
+func (st *state) assigned(parts map[string][]int32, rb rebuildResult) {
+	for f, p := range rb.fnPart {
+		st.fnPart[f] = p
+	}
+	for p, end := range rb.ends {
+		st.skipTo[p] = end
+	}
+	for _, p := range parts[st.s.names.Arrivals()] {
+		st.owned[p] = true
+	}
+	n := 0
+	if st.idle != nil {
+		for _, e := range rb.events {
+			if e.idle {
+				st.idle.Idle(e.worker, e.function, e.at)
+				n++
+			}
+		}
+	}
+	st.m.rebuilt.Add(float64(n))
+	st.log.Info().Interface("partitions", parts).Int("idle", n).Msg("partitions assigned; idle state rebuilt")
+	st.dirty = true
+	st.afterChanges()
+}
+
+// revoked lets partitions go: produces in flight are flushed so their
+// arrivals can be marked done (and committed by the consumer right after),
+// then every book of those partitions is dropped; their unfinished records
+// go to the next owner.
+func (st *state) revoked(parts map[string][]int32) {
+	ps := map[int32]bool{}
+	for _, p := range parts[st.s.names.Arrivals()] {
+		ps[p] = true
+		delete(st.owned, p)
+	}
+	wps := parts[st.s.names.WorkerEvents()]
+	if len(ps) == 0 && len(wps) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(st.s.loopCtx, st.cfg.RevokeFlush)
+	if err := st.s.prod.Flush(ctx); err != nil {
+		st.log.Warn().Err(err).Msg("flush on revoke incomplete; unacknowledged assignments will be re-sent by the next owner")
+	}
+	cancel()
+	// Apply the acknowledgements that the flush brought in.
+	for _, f := range st.s.inbox.take(nil) {
+		f()
+	}
+	now := st.now()
+	dropped, unacked := 0, 0
+	for id, j := range st.jobs {
+		if !ps[j.part] {
+			continue
+		}
+		delete(st.jobs, id)
+		dropped++
+		switch j.phase {
+		case phasePending:
+			st.pend.Remove(id)
+		case phaseProducing, phaseAssigned:
+			if j.phase == phaseProducing {
+				unacked++
+			}
+			st.heap.remove(j)
+			st.pol.Completed(policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
+		}
+		st.gen++
+		j.gen = st.gen
+	}
+	if len(st.retry) > 0 {
+		keep := st.retry[:0]
+		for _, j := range st.retry {
+			if !ps[j.part] {
+				keep = append(keep, j)
+			}
+		}
+		clear(st.retry[len(keep):])
+		st.retry = keep
+	}
+	st.m.duplicates.WithLabelValues("revoked_unacked").Add(float64(unacked))
+	gone := map[int32]bool{}
+	for _, p := range wps {
+		gone[p] = true
+		delete(st.skipTo, p)
+	}
+	forgotten := 0
+	for f, p := range st.fnPart {
+		if gone[p] || ps[p] {
+			delete(st.fnPart, f)
+			if st.forg != nil {
+				st.forg.Forget(f)
+			}
+			forgotten++
+		}
+	}
+	st.log.Info().Interface("partitions", parts).Int("dropped", dropped).Int("unacked", unacked).
+		Int("functions", forgotten).Msg("partitions revoked")
+	st.afterChanges()
+}
+
+// sortEvents orders rebuild events by time, stable for equal stamps.
+func sortEvents(evs []rebuildEvent) {
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
+}

@@ -1,0 +1,77 @@
+package scheduler
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Decision outcomes, the values of the outcome label.
+const (
+	OutcomeWarm     = "warm"     // placed on a worker from the function's idle queue
+	OutcomeFallback = "fallback" // placed by the fallback (least loaded, hash...)
+	OutcomePending  = "pending"  // no capacity: queued
+	OutcomeRejected = "rejected" // answered with a result instead (429, 503, 504)
+)
+
+// metrics are the scheduler's Prometheus metrics. They are updated from the
+// loop goroutine only, except lag, which its sampler sets.
+type metrics struct {
+	decisions     *prometheus.CounterVec
+	results       *prometheus.CounterVec
+	pending       prometheus.Gauge
+	decisionSec   prometheus.Histogram
+	assignSec     prometheus.Histogram
+	inflight      *prometheus.GaugeVec
+	workers       prometheus.Gauge
+	duplicates    *prometheus.CounterVec
+	timeouts      *prometheus.CounterVec
+	unknown       prometheus.Counter
+	produceErrors *prometheus.CounterVec
+	lag           prometheus.Gauge
+	rebuilt       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "pullsched", "scheduler"
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "decisions_total", Help: "Placement decisions by policy and outcome (warm, fallback, pending, rejected)."},
+			[]string{"policy", "outcome"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "results_total", Help: "Results the scheduler published itself, by reason (overloaded, no_workers, timeout)."},
+			[]string{"reason"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "pending_depth", Help: "Arrivals waiting in the pending queue."}),
+		decisionSec: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "decision_seconds", Help: "Time the policy took to answer one placement question.",
+			Buckets: prometheus.ExponentialBuckets(250e-9, 4, 10)}),
+		assignSec: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "arrival_to_assignment_seconds", Help: "From an arrival's arrived stamp to the broker's acknowledgement of its assignment.",
+			Buckets: prometheus.ExponentialBuckets(250e-6, 2, 16)}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "inflight", Help: "Assignments this replica has outstanding, per worker."}, []string{"worker"}),
+		workers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "workers_in_rotation", Help: "Workers that are active, healthy and heard from within the heartbeat timeout."}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "duplicates_total", Help: "Arrivals seen again (redelivered) or handed back at a rebalance before their assignment was acknowledged (revoked_unacked)."},
+			[]string{"kind"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "timeouts_total", Help: "Arrivals timed out, while pending or while assigned."}, []string{"where"}),
+		unknown: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "foreign_completions_total", Help: "Completions of assignments this replica does not hold (another replica's, timed out, or from before a rebalance)."}),
+		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "produce_errors_total", Help: "Failed produces, by kind (assignment, result)."}, []string{"kind"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "consumer_lag", Help: "Records of arrivals and worker-events not yet committed by the scheduler group (sampled)."}),
+		rebuilt: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "idle_rebuilt_total", Help: "Idle entries restored from worker-events after partitions were assigned."}),
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.results, m.pending, m.decisionSec, m.assignSec,
+		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
