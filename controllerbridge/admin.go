@@ -168,14 +168,9 @@ func (c *Controller) handleRemove(w http.ResponseWriter, r *http.Request) error 
 
 // publishWorkers writes worker records and waits for every acknowledgement.
 func (c *Controller) publishWorkers(ctx context.Context, recs []*topics.Worker) error {
-	prod := c.prod.Load()
-	if prod == nil {
-		return httpserve.Errorf(http.StatusServiceUnavailable, "controller not started")
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
-	defer cancel()
+	deadline := time.Now().Add(c.cfg.PublishTimeout)
 	for _, rec := range recs {
-		if err := prod.Publish(ctx, c.names.Workers(), rec); err != nil {
+		if err, _ := c.publish(ctx, time.Until(deadline), c.names.Workers(), rec); err != nil {
 			return &httpserve.Error{Status: http.StatusServiceUnavailable, Msg: "could not write worker " + rec.ID, Err: err}
 		}
 	}

@@ -152,7 +152,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.drain()
 	err = <-serveErr
 	stopAll()
-	if ferr := prod.Flush(context.Background()); ferr != nil && err == nil {
+	fctx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelFlush()
+	if ferr := prod.Flush(fctx); ferr != nil && err == nil {
 		err = fmt.Errorf("controller: flush: %w", ferr)
 	}
 	c.log.Info().Msg("controller stopped")

@@ -137,18 +137,23 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 		return c.writeFailure(w, http.StatusTooManyRequests, a.ID, topics.ReasonOverloaded,
 			fmt.Sprintf("too many requests waiting (%d)", c.cfg.MaxWaiting))
 	}
-	pctx, cancel := context.WithTimeout(r.Context(), min(c.cfg.PublishTimeout, req.timeout))
-	err = c.prod.Load().Publish(pctx, c.names.Arrivals(), a)
-	cancel()
-	if err != nil {
-		c.book.forget(a.ID)
+	if err, uncertain := c.publish(r.Context(), min(c.cfg.PublishTimeout, req.timeout), c.names.Arrivals(), a); err != nil {
 		c.m.pubErrors.Inc()
+		msg := "could not publish the request: " + err.Error()
+		if uncertain {
+			// The broker may still take it: keep the activation so that a
+			// result, if one comes, can be fetched.
+			c.book.unwait(a.ID)
+			msg = "the broker did not acknowledge the request in time; it may still run: " + err.Error()
+		} else {
+			c.book.forget(a.ID)
+		}
 		if r.Context().Err() != nil {
 			c.m.gone.Inc()
 			return nil // the client is gone; nobody reads an answer
 		}
-		log.Warn().Err(err).Msg("publishing arrival failed")
-		return c.writeFailure(w, http.StatusServiceUnavailable, a.ID, "", "could not publish the request: "+err.Error())
+		log.Warn().Err(err).Bool("uncertain", uncertain).Msg("publishing arrival failed")
+		return c.writeFailure(w, http.StatusServiceUnavailable, a.ID, "", msg)
 	}
 	c.m.published.Inc()
 
@@ -281,4 +286,31 @@ func (c *Controller) handleActivation(w http.ResponseWriter, r *http.Request) er
 		Reason: res.Reason, Error: res.Error,
 	})
 	return nil
+}
+
+// publish sends ev to topic and waits for the broker's acknowledgement for
+// at most limit (or until ctx ends). An idempotent producer cannot take back
+// a record it may have sent, so waiting longer would not bound the request:
+// uncertain reports that the wait ended before the outcome was known, and the
+// record may still be delivered.
+func (c *Controller) publish(ctx context.Context, limit time.Duration, topic string, ev topics.Event) (err error, uncertain bool) {
+	prod := c.prod.Load()
+	if prod == nil {
+		return errors.New("controller not started"), false
+	}
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	done := make(chan error, 1) // the producer calls back once, even after we stop waiting
+	prod.PublishAsync(pctx, topic, ev, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		return err, false
+	case <-pctx.Done():
+		select {
+		case err := <-done:
+			return err, false
+		default:
+		}
+		return fmt.Errorf("publish %s to %s: %w", ev.Kind(), topic, pctx.Err()), true
+	}
 }

@@ -3,15 +3,20 @@ package controllerbridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pullsched/pullsched/broker"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -459,5 +464,79 @@ func TestGracefulShutdownLetsResultsArrive(t *testing.T) {
 	if s := <-got; s != 200 {
 		t.Errorf("in-flight request got %d during the drain, want 200", s)
 	}
+	h.shutdown()
+}
+
+func TestPublishFailureAnswers503(t *testing.T) {
+	b, err := broker.Start(broker.Config{Ports: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const (
+		pass = iota
+		refuse
+		drop
+	)
+	var mode atomic.Int32
+	b.Cluster().ControlKey(kmsg.Produce.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		switch mode.Load() {
+		case refuse: // a definitive, non-retriable refusal of every partition
+			req := kr.(*kmsg.ProduceRequest)
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			resp.Version = req.Version
+			for _, rt := range req.Topics {
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic, st.TopicID = rt.Topic, rt.TopicID
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewProduceResponseTopicPartition()
+					sp.Partition = rp.Partition
+					sp.ErrorCode = kerr.PolicyViolation.Code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		case drop: // the connection breaks: the outcome is unknown
+			return nil, errors.New("injected produce failure"), true
+		}
+		return nil, nil, false
+	})
+	h := start(t, func(c *Config) { c.Brokers = b.Addrs(); c.PublishTimeout = 300 * time.Millisecond })
+
+	mode.Store(refuse)
+	resp, body := call(t, "POST", h.base+"/run/f", "", "")
+	if resp.StatusCode != 503 {
+		t.Fatalf("refused: status %d: %s", resp.StatusCode, body)
+	}
+	if e := jsonError(t, resp, body); !strings.Contains(e.Error, "could not publish") || e.ActivationID == "" {
+		t.Errorf("refused: error %+v", e)
+	}
+	if st := h.c.book.stats(); st.Waiting != 0 || st.Activations != 0 {
+		t.Errorf("a refused publish left %+v behind", st)
+	}
+	resp, body = call(t, "GET", h.base+"/admin/workers/add?workers=http://127.0.0.1:8081", bearer, "")
+	if resp.StatusCode != 503 {
+		t.Errorf("admin add while the broker refuses: %d %s", resp.StatusCode, body)
+	}
+
+	mode.Store(drop)
+	resp, body = call(t, "POST", h.base+"/run/f", "", "")
+	if resp.StatusCode != 503 {
+		t.Fatalf("dropped: status %d: %s", resp.StatusCode, body)
+	}
+	e := jsonError(t, resp, body)
+	if !strings.Contains(e.Error, "did not acknowledge") {
+		t.Errorf("dropped: error %+v", e)
+	}
+	if n := h.c.book.waiting(); n != 0 {
+		t.Errorf("an unacknowledged publish left %d waiters", n)
+	}
+	// The record may still reach the broker, so the activation stays known.
+	if resp, body := call(t, "GET", h.base+"/activations/"+e.ActivationID, "", ""); resp.StatusCode != 202 {
+		t.Errorf("unacknowledged activation: %d %s", resp.StatusCode, body)
+	}
+	mode.Store(pass)
 	h.shutdown()
 }
