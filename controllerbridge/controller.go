@@ -90,10 +90,10 @@ func (c *Controller) Ready() <-chan struct{} { return c.ready }
 // workers topic and serves HTTP until ctx ends. Then it stops accepting
 // requests, lets waiting requests get their results for at most
 // DrainTimeout, answers the rest 503, stops the readers and closes the
-// producer. It returns nil on a clean stop. Run may be called once.
+// producer. It returns nil on a clean stop. Run may be called once, and not after Close.
 func (c *Controller) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
-		return errors.New("controller: Run called twice")
+		return errors.New("controller: Run called twice or after Close")
 	}
 	c.startedAt = time.Now()
 	prod, err := producer.New(producer.Config{Brokers: c.cfg.Brokers, ClientID: "pullsched-" + c.cfg.ID, Logger: c.log})
@@ -159,6 +159,15 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.log.Info().Msg("controller stopped")
 	return err
+}
+
+// Close releases the HTTP address of a controller whose Run was never
+// called; after Run has started it does nothing (Run closes everything).
+func (c *Controller) Close() error {
+	if !c.started.CompareAndSwap(false, true) {
+		return nil
+	}
+	return c.srv.Close()
 }
 
 // start provisions the topics and positions the results reader at the

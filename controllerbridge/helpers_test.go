@@ -56,7 +56,7 @@ func testConfig(brokers []string) Config {
 
 // harness is a running controller with a fake scheduler+bridge behind it.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	c    *Controller
 	base string
 	cfg  Config
@@ -66,7 +66,7 @@ type harness struct {
 }
 
 // start runs a controller with cfg (after mod) and waits until it is ready.
-func start(t *testing.T, mod func(*Config)) *harness {
+func start(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig(testBroker.Addrs())
 	if mod != nil {
@@ -124,7 +124,7 @@ type fake struct {
 	cancel context.CancelFunc
 }
 
-func startFake(t *testing.T, h *harness, respond func(ctx context.Context, a *topics.Arrival) []*topics.Result) *fake {
+func startFake(t testing.TB, h *harness, respond func(ctx context.Context, a *topics.Arrival) []*topics.Result) *fake {
 	t.Helper()
 	n := h.cfg.Topics.Names()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Brokers...), kgo.ConsumeTopics(n.Arrivals()),

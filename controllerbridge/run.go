@@ -110,6 +110,10 @@ func parseTimeout(v string) (time.Duration, error) {
 
 // handleRun serves POST|GET /run/<fn>.
 func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost { // the mux lets HEAD through GET routes
+		return &httpserve.Error{Status: http.StatusMethodNotAllowed, Msg: "use POST or GET /run/<function>",
+			Header: http.Header{"Allow": {"GET, POST"}}}
+	}
 	if c.draining.Load() {
 		w.Header().Set("Connection", "close")
 		return httpserve.Errorf(http.StatusServiceUnavailable, "controller is shutting down")

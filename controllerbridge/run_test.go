@@ -158,6 +158,7 @@ func TestRunBadInput(t *testing.T) {
 		{"bad class", "POST", "/run/f?class=high", "", 400, "bad class"},
 		{"no function", "POST", "/run/", "", 400, "want /run/<function>"},
 		{"wrong method", "PUT", "/run/f", "", 405, "use POST or GET"},
+		{"HEAD does not run", "HEAD", "/run/f", "", 405, ""},
 		{"unknown activation", "GET", "/activations/nope", "", 404, "unknown or expired"},
 	}
 	for _, tc := range cases {
@@ -165,6 +166,9 @@ func TestRunBadInput(t *testing.T) {
 			resp, body := call(t, tc.method, h.base+tc.path, "", tc.body)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if tc.method == "HEAD" {
+				return // no body to check
 			}
 			e := jsonError(t, resp, body)
 			if !strings.Contains(e.Error, tc.msg) {

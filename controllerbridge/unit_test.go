@@ -179,8 +179,29 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("case %d: Validate() = %v, want ErrInvalidConfig", i, err)
 		}
-		if _, err := New(c); err == nil {
+		if ctl, err := New(c); err == nil {
+			_ = ctl.Close()
 			t.Errorf("case %d: New accepted an invalid config", i)
 		}
+	}
+}
+
+func TestCloseWithoutRun(t *testing.T) {
+	c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Listen: "127.0.0.1:0", ID: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.Addr()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The address is free again, and Run after Close refuses to start.
+	c2, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Listen: addr, ID: "x"})
+	if err != nil {
+		t.Fatalf("address still held after Close: %v", err)
+	}
+	_ = c2.Close()
+	if err := c.Run(t.Context()); err == nil {
+		t.Error("Run after Close returned nil")
 	}
 }

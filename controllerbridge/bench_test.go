@@ -1,0 +1,62 @@
+package controllerbridge
+
+import (
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pullsched/pullsched/topics"
+)
+
+// BenchmarkBook measures the bookkeeping of one blocking request: register,
+// deliver its result, receive it — with the store at various fill levels.
+func BenchmarkBook(b *testing.B) {
+	for _, size := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("store=%d", size), func(b *testing.B) {
+			bk := newBook(time.Minute, size, 10_000)
+			now := time.Unix(1000, 0)
+			ids := make([]string, 4096)
+			for i := range ids {
+				ids[i] = topics.NewID()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				id := ids[i%len(ids)] + strconv.Itoa(i)
+				ch, _ := bk.register(id, true, now, now.Add(time.Second))
+				bk.deliver(&topics.Result{ID: id, Status: 200}, now)
+				<-ch
+			}
+		})
+	}
+}
+
+// BenchmarkRunRoundTrip measures a blocking /run through the embedded
+// broker and back, with a fake scheduler answering at once, with
+// par×GOMAXPROCS concurrent clients.
+func BenchmarkRunRoundTrip(b *testing.B) {
+	for _, par := range []int{1, 16} {
+		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) {
+			h := start(b, nil)
+			startFake(b, h, echo())
+			var failed atomic.Int64
+			b.SetParallelism(par)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, _, err := do("POST", h.base+"/run/bench", "", `{"n":1}`)
+					if err != nil || resp.StatusCode != 200 {
+						failed.Add(1)
+					}
+				}
+			})
+			b.StopTimer()
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d requests failed", n)
+			}
+		})
+	}
+}
