@@ -105,17 +105,8 @@ func (c *Controller) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	recs := make([]*topics.Worker, 0, len(urls))
-	now := time.Now().UTC()
-	for _, u := range urls {
-		id, err := WorkerID(u)
-		if err != nil {
-			return httpserve.Errorf(http.StatusBadRequest, "bad worker URL: %v", err)
-		}
-		recs = append(recs, &topics.Worker{ID: id, URL: strings.TrimRight(u, "/"), State: topics.WorkerActive,
-			Source: topics.SourceAdmin, Healthy: true, At: now})
-	}
-	if err := c.publishWorkers(r.Context(), recs); err != nil {
+	recs, err := c.addWorkers(r.Context(), urls)
+	if err != nil {
 		return err
 	}
 	out := make([]adminWorker, len(recs))
@@ -125,6 +116,31 @@ func (c *Controller) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpserve.WriteJSON(w, http.StatusOK, map[string]any{"added": out})
 	return nil
+}
+
+// AddWorkers adds workers by URL, as /admin/workers/add does: each becomes
+// an active, admin-sourced record on the workers topic. The CLI uses it for
+// the workers listed in a (Hiku-style) config. Call it once Ready.
+func (c *Controller) AddWorkers(ctx context.Context, urls []string) error {
+	_, err := c.addWorkers(ctx, urls)
+	return err
+}
+
+func (c *Controller) addWorkers(ctx context.Context, urls []string) ([]*topics.Worker, error) {
+	recs := make([]*topics.Worker, 0, len(urls))
+	now := time.Now().UTC()
+	for _, u := range urls {
+		id, err := WorkerID(u)
+		if err != nil {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad worker URL: %v", err)
+		}
+		recs = append(recs, &topics.Worker{ID: id, URL: strings.TrimRight(u, "/"), State: topics.WorkerActive,
+			Source: topics.SourceAdmin, Healthy: true, At: now})
+	}
+	if err := c.publishWorkers(ctx, recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
 }
 
 // handleRemove serves /admin/workers/remove: each worker, named by URL or by

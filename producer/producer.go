@@ -149,16 +149,25 @@ func Record(topic string, ev topics.Event) (*kgo.Record, error) {
 }
 
 // Publish encodes ev, sends it to topic and waits until the broker has
-// acknowledged it (or delivery failed, or ctx ended).
+// acknowledged it, delivery failed, or ctx ended. When ctx ends first the
+// record may still be delivered later (it is already in flight); the error
+// then wraps ctx's.
 func (p *Producer) Publish(ctx context.Context, topic string, ev topics.Event) error {
 	r, err := Record(topic, ev)
 	if err != nil {
 		return err
 	}
-	if err := p.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-		return fmt.Errorf("publish %s to %s: %w", ev.Kind(), topic, err)
+	done := make(chan error, 1)
+	p.ProduceAsync(ctx, r, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", ev.Kind(), err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s to %s: outcome unknown: %w", ev.Kind(), topic, ctx.Err())
 	}
-	return nil
 }
 
 // PublishAsync encodes ev and sends it to topic; done is called once with

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -107,5 +108,27 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(Config{Brokers: []string{"x:1"}, DeliveryTimeout: time.Millisecond}); err == nil {
 		t.Fatal("delivery timeout under 1s accepted")
+	}
+}
+
+// TestPublishHonoursContext: a caller waiting for an acknowledgement that
+// cannot come (the broker is gone) gets its context's error when the
+// context ends, not after the delivery timeout.
+func TestPublishHonoursContext(t *testing.T) {
+	b, err := broker.Start(broker.Config{Ports: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Brokers: b.Addrs(), DeliveryTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(0)
+	b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = p.Publish(ctx, "gone", &topics.Eviction{Function: "f", Worker: "w"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the context's deadline", err)
 	}
 }
