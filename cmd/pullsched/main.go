@@ -141,7 +141,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
-	c.log = log.With().Str("part", cmd.name).Logger()
+	// Parts name themselves in their log lines ("part" field).
+	c.log = log
 	return runFn(ctx)
 }
 
