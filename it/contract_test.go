@@ -158,8 +158,8 @@ func startConsumer(t *testing.T, c contract, group string, h consumer.Handler) (
 	t.Helper()
 	cons, err := consumer.New(consumer.Config{
 		Brokers: c.env.Seeds, Group: group, Topics: []string{c.n.Arrivals()},
-		Decode:   func(_ string, b []byte) (topics.Event, error) { return topics.DecodeArrival(b) },
-		DLQ:      c.n.DLQ(), Producer: c.prod, CommitInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
+		Decode: func(_ string, b []byte) (topics.Event, error) { return topics.DecodeArrival(b) },
+		DLQ:    c.n.DLQ(), Producer: c.prod, CommitInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
 	}, h)
 	if err != nil {
 		t.Fatal(err)
