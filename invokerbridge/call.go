@@ -1,0 +1,215 @@
+package invokerbridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pullsched/pullsched/topics"
+)
+
+// outcome is what one call to a worker came to.
+type outcome struct {
+	ok          bool   // the worker answered 2xx
+	status      int    // the worker's HTTP status; 0 when none came
+	result      int    // the HTTP status of the result
+	reason      string // topics.Reason* for failures the bridge diagnosed
+	errMsg      string // human-readable cause of a failure
+	body        []byte
+	contentType string
+	start       topics.Start
+	duration    time.Duration
+}
+
+// errShutdown is the cause of a call cancelled by the drain timeout.
+var errShutdown = errors.New("invoker bridge shut down before the worker answered")
+
+// call runs a on worker w: POST <url>/run/<fn> with the raw payload, with
+// the assignment's deadline (or the call timeout) as the context deadline.
+// It never fails: every failure becomes an outcome.
+func (b *Bridge) call(parent context.Context, w worker, a *topics.Assignment, log zerolog.Logger) outcome {
+	start := time.Now()
+	deadline := a.Deadline
+	if deadline.IsZero() {
+		deadline = start.Add(b.cfg.CallTimeout)
+	}
+	if !deadline.After(start) {
+		return outcome{result: http.StatusGatewayTimeout, reason: topics.ReasonTimeout,
+			errMsg: fmt.Sprintf("deadline %s passed before the call", deadline.UTC().Format(time.RFC3339Nano))}
+	}
+	ctx, cancel := context.WithDeadline(parent, deadline)
+	defer cancel()
+	payload := []byte(a.Payload)
+	if len(payload) == 0 {
+		payload = []byte("{}") // OpenLambda's runtime wants a JSON body on POST
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url+"/run/"+a.Function, bytes.NewReader(payload))
+	if err != nil {
+		return outcome{result: http.StatusBadGateway, reason: topics.ReasonWorkerFailed, errMsg: "building the request: " + err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	o := outcome{}
+	resp, err := b.client.Do(req)
+	if err == nil {
+		o.status = resp.StatusCode
+		o.contentType = resp.Header.Get("Content-Type")
+		switch resp.Header.Get("X-Cold-Start") {
+		case "1":
+			o.start = topics.StartCold
+		case "0":
+			o.start = topics.StartWarm
+		}
+		o.body, err = io.ReadAll(io.LimitReader(resp.Body, b.cfg.MaxAnswerBytes+1))
+		_ = resp.Body.Close()
+		if err == nil && int64(len(o.body)) > b.cfg.MaxAnswerBytes {
+			o.body = nil
+			o.ok, o.result, o.reason = false, http.StatusBadGateway, topics.ReasonWorkerFailed
+			o.errMsg = fmt.Sprintf("worker answer larger than %d bytes", b.cfg.MaxAnswerBytes)
+			o.duration = time.Since(start)
+			return o
+		}
+	}
+	o.duration = time.Since(start)
+	if err != nil {
+		o.body, o.contentType = nil, ""
+		switch {
+		case errors.Is(parent.Err(), context.Canceled):
+			o.result, o.reason, o.errMsg = http.StatusBadGateway, topics.ReasonWorkerFailed, errShutdown.Error()
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			o.result, o.reason = http.StatusGatewayTimeout, topics.ReasonTimeout
+			o.errMsg = fmt.Sprintf("worker did not answer within the deadline (%v)", deadline.Sub(start).Round(time.Millisecond))
+		default:
+			o.result, o.reason, o.errMsg = http.StatusBadGateway, topics.ReasonWorkerFailed, "calling the worker: "+err.Error()
+		}
+		log.Debug().Err(err).Str("id", a.ID).Str("fn", a.Function).Msg("call failed")
+		return o
+	}
+	o.result = o.status
+	if o.status >= 200 && o.status < 300 {
+		o.ok = true
+		return o
+	}
+	o.errMsg = "worker answered " + strconv.Itoa(o.status)
+	if msg := strings.TrimSpace(string(o.body)); msg != "" && len(msg) < 200 {
+		o.errMsg += ": " + msg
+	}
+	if o.status < 100 || o.status > 599 { // not representable in a result
+		o.result, o.reason = http.StatusBadGateway, topics.ReasonWorkerFailed
+	}
+	return o
+}
+
+// publishOutcome publishes the completion and, when someone waits for it,
+// the result of a call, and reports whether the completion was
+// acknowledged (only then may the assignment be finished). A result that
+// cannot be published is replaced by a body-less 502 once, then given up
+// (logged and counted): the scheduler's timeout answers the caller.
+func (b *Bridge) publishOutcome(w worker, a *topics.Assignment, o outcome, log zerolog.Logger) bool {
+	now := time.Now()
+	ms := float64(o.duration.Microseconds()) / 1000
+	comp := &topics.Completion{
+		ID: a.ID, Function: a.Function, Worker: w.id, OK: o.ok, Status: o.status, Start: o.start,
+		WarmHint: a.Warm, DurationMs: ms, Error: o.errMsg, At: now,
+	}
+	var res *topics.Result
+	if a.Reply != "" {
+		res = &topics.Result{
+			ID: a.ID, Function: a.Function, Status: o.result, Worker: w.id, Start: o.start, DurationMs: ms,
+			Reason: o.reason, Error: o.errMsg, Source: "worker", At: now,
+		}
+		if o.status != 0 {
+			res.SetBody(o.body, o.contentType)
+		}
+	}
+	b.met.calls.WithLabelValues(w.id, strconv.Itoa(o.result)).Inc()
+	b.met.duration.WithLabelValues(w.id).Observe(o.duration.Seconds())
+	if o.ok {
+		s := string(o.start)
+		if s == "" {
+			s = "unknown"
+		}
+		b.met.starts.WithLabelValues(w.id, s).Inc()
+	}
+	ev := log.Debug()
+	if !o.ok {
+		ev = log.Info()
+	}
+	ev.Str("id", a.ID).Str("fn", a.Function).Int("status", o.result).Str("start", string(o.start)).
+		Float64("duration_ms", ms).Str("error", o.errMsg).Msg("call finished")
+
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
+	defer cancel()
+	resDone := make(chan struct{})
+	if res != nil {
+		go func() {
+			defer close(resDone)
+			topic := b.names.Results(a.Reply)
+			if err := b.publishRetry(ctx, topic, res, "result", 3); err != nil {
+				log.Warn().Err(err).Str("id", a.ID).Msg("result not published; trying a body-less 502")
+				fallback := &topics.Result{ID: a.ID, Function: a.Function, Status: http.StatusBadGateway, Worker: w.id,
+					Reason: topics.ReasonWorkerFailed, Error: "the worker's answer could not be published: " + err.Error(),
+					Source: "worker", At: time.Now()}
+				if err := b.publishRetry(ctx, topic, fallback, "result", 2); err != nil {
+					log.Error().Err(err).Str("id", a.ID).Str("topic", topic).Msg("result lost")
+				}
+			}
+		}()
+	} else {
+		close(resDone)
+	}
+	err := b.publishRetry(ctx, b.names.WorkerEvents(), comp, "completion", 0)
+	<-resDone
+	if err != nil {
+		log.Error().Err(err).Str("id", a.ID).Msg("completion not published; the assignment stays unacknowledged")
+		return false
+	}
+	return true
+}
+
+// publishRetry publishes ev, retrying with backoff until it is acknowledged,
+// ctx ends, or tries (when > 0) attempts have failed.
+func (b *Bridge) publishRetry(ctx context.Context, topic string, ev topics.Event, kind string, tries int) error {
+	backoff := 50 * time.Millisecond
+	for i := 1; ; i++ {
+		err := b.prod.Publish(ctx, topic, ev)
+		if err == nil {
+			return nil
+		}
+		b.met.pubErrors.WithLabelValues(kind).Inc()
+		if ctx.Err() != nil || tries > 0 && i >= tries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// healthy reports whether the worker at base answers GET /status with 200
+// and "ready" within the health timeout.
+func (b *Bridge) healthy(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.HealthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/status", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	return err == nil && resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "ready"
+}

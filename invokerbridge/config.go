@@ -1,0 +1,228 @@
+package invokerbridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/topics"
+)
+
+// Config configures a Bridge. The zero value of every optional field selects
+// its default.
+type Config struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Topics names and creates the topics (prefix, partitions...).
+	Topics topics.Config
+	// Listen is the host:port of the HTTP server (eviction notices at
+	// POST /destroySandbox/<fn>, /metrics, /healthz, /readyz). Default "":
+	// no server, so no eviction notices are accepted.
+	Listen string
+	// Logger receives the bridge's logs. Default: the zero logger, which
+	// discards.
+	Logger zerolog.Logger
+
+	// ID names this bridge in worker records (their bridge field). Default
+	// "invoker-<hostname>" with characters outside [A-Za-z0-9_.-] replaced.
+	ID string
+
+	// WorkerURL is the OpenLambda base URL of the worker this sidecar serves
+	// (e.g. http://127.0.0.1:5000). Required unless Pool.
+	WorkerURL string
+	// WorkerID is the worker's id, which names its assignment topic
+	// invoker.<WorkerID>. Default: the host:port of WorkerURL with ':'
+	// replaced by '-', the id the admin API gives a worker of that URL.
+	WorkerID string
+	// Advertise is the host:port the worker puts in its eviction notices
+	// ({"host": "<Advertise>"}); a notice naming another host is refused
+	// with 404. Default: the host:port of WorkerURL (the port defaults to
+	// 80 or 443 by scheme). Sidecar mode only: in pool mode a notice's host
+	// is matched against the host:port of each served worker's URL.
+	Advertise string
+
+	// Pool serves every admin-added worker of the workers topic instead of
+	// one worker: a runner per worker starts when the admin API adds it and
+	// finishes its calls and stops when it is removed. Default false
+	// (sidecar).
+	Pool bool
+
+	// Capacity is how many calls run at once on one worker; the assignment
+	// partition is paused while it is full, and heartbeats advertise it.
+	// Default 16.
+	Capacity int
+	// HeartbeatInterval is how often a worker record is written. Default
+	// 1s; the scheduler drops a worker silent for its heartbeat timeout
+	// (3s by default), so keep this well under it.
+	HeartbeatInterval time.Duration
+	// HealthTimeout bounds the GET /status health check made for each
+	// heartbeat. Default: HeartbeatInterval/2, at most 1s.
+	HealthTimeout time.Duration
+	// CallTimeout bounds a call whose assignment carries no deadline.
+	// Default 5m.
+	CallTimeout time.Duration
+	// DrainTimeout bounds how long shutdown (or a pool worker's removal)
+	// waits for calls in flight before cancelling them; a cancelled call is
+	// answered 502. Default 30s.
+	DrainTimeout time.Duration
+	// PublishTimeout bounds how long publishing a call's completion and
+	// result may retry before the assignment is left unacknowledged (it is
+	// then delivered again to the next bridge). Default 30s.
+	PublishTimeout time.Duration
+	// DedupeSize is how many finished activation ids are remembered to
+	// drop re-delivered assignments (about 100 bytes each). Default 100,000.
+	DedupeSize int
+	// MaxAnswerBytes bounds a worker's answer body; a longer answer is
+	// answered 502 (a Kafka record is limited to about 1 MB). Default
+	// 512 KiB.
+	MaxAnswerBytes int64
+	// MaxIdleConnsPerHost is how many idle keep-alive connections to each
+	// worker the shared HTTP transport keeps. Default: Capacity.
+	MaxIdleConnsPerHost int
+	// Transport makes the calls to workers. Default: a shared pooled
+	// transport with a 5s dial timeout and MaxIdleConnsPerHost.
+	Transport http.RoundTripper
+
+	// SessionTimeout is the consumer group session timeout of the
+	// assignment consumers. Default 10s (the consumer's default).
+	SessionTimeout time.Duration
+	// ConsumerOpts and ProducerOpts are extra franz-go options (tests, TLS,
+	// SASL).
+	ConsumerOpts, ProducerOpts []kgo.Opt
+}
+
+// ErrConfig is wrapped by every configuration error New returns.
+var ErrConfig = errors.New("invokerbridge: invalid config")
+
+func bad(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+}
+
+// withDefaults returns c with defaults applied and checked.
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Brokers) == 0 {
+		return c, bad("no brokers")
+	}
+	if err := c.Topics.Validate(); err != nil {
+		return c, fmt.Errorf("%w: topics: %w", ErrConfig, err)
+	}
+	if c.ID == "" {
+		h, _ := os.Hostname()
+		c.ID = "invoker-" + sanitizeID(h)
+	}
+	if c.Capacity == 0 {
+		c.Capacity = 16
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.HealthTimeout == 0 {
+		c.HealthTimeout = min(c.HeartbeatInterval/2, time.Second)
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 5 * time.Minute
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 30 * time.Second
+	}
+	if c.DedupeSize == 0 {
+		c.DedupeSize = 100000
+	}
+	if c.MaxAnswerBytes == 0 {
+		c.MaxAnswerBytes = 512 << 10
+	}
+	if c.MaxIdleConnsPerHost == 0 {
+		c.MaxIdleConnsPerHost = c.Capacity
+	}
+	switch {
+	case c.Capacity < 0:
+		return c, bad("capacity %d < 0", c.Capacity)
+	case c.HeartbeatInterval < 10*time.Millisecond:
+		return c, bad("heartbeat interval %v under 10ms", c.HeartbeatInterval)
+	case c.HealthTimeout < 0 || c.CallTimeout < 0 || c.DrainTimeout < 0 || c.PublishTimeout < 0 || c.SessionTimeout < 0:
+		return c, bad("negative timeout")
+	case c.DedupeSize < 0 || c.MaxAnswerBytes < 0 || c.MaxIdleConnsPerHost < 0:
+		return c, bad("negative size")
+	case !topics.ValidID(c.ID):
+		return c, bad("bridge id %q: want 1-128 of letters, digits, '_', '.', '-'", c.ID)
+	}
+	if c.Pool {
+		if c.WorkerURL != "" || c.WorkerID != "" || c.Advertise != "" {
+			return c, bad("pool mode serves the workers of the workers topic: no worker url, id or advertise")
+		}
+		return c, nil
+	}
+	if c.WorkerURL == "" {
+		return c, bad("no worker url (or set pool mode)")
+	}
+	hp, err := hostPort(c.WorkerURL)
+	if err != nil {
+		return c, fmt.Errorf("%w: worker url: %w", ErrConfig, err)
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = WorkerIDFor(hp)
+	}
+	if err := topics.CheckID("worker", c.WorkerID); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.Advertise == "" {
+		c.Advertise = hp
+	}
+	if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+		return c, bad("advertise %q is not host:port", c.Advertise)
+	}
+	c.Advertise = strings.ToLower(c.Advertise)
+	return c, nil
+}
+
+// WorkerIDFor returns the worker id of a worker whose URL has the given
+// host:port, by the admin API's rule: ':' becomes '-' (127.0.0.1:8081 →
+// 127.0.0.1-8081).
+func WorkerIDFor(hostport string) string { return strings.ReplaceAll(hostport, ":", "-") }
+
+// hostPort returns the lower-case host:port of an http(s) URL, with the
+// scheme's default port when it names none.
+func hostPort(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http(s) URL", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port)), nil
+}
+
+func sanitizeID(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b)
+}

@@ -1,0 +1,326 @@
+package invokerbridge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// worker is what a runner knows of the worker it serves.
+type worker struct {
+	id       string
+	url      string // OpenLambda base URL, without a trailing '/'
+	hostport string // lower-case host:port its eviction notices name
+	source   string // topics.SourceSidecar or topics.SourceAdmin
+}
+
+// runner serves one worker: it consumes the worker's assignment topic, calls
+// the worker with at most capacity calls at once, publishes completions and
+// results, and heartbeats the worker's record.
+type runner struct {
+	b   *Bridge
+	w   worker
+	log zerolog.Logger
+
+	slots    chan struct{} // one token per running call
+	inflight atomic.Int64
+
+	mu       sync.Mutex
+	stopping bool          // no new calls start
+	quit     chan struct{} // closed when stopping
+	calls    sync.WaitGroup
+	state    string // what heartbeats say: active, draining, removed
+	final    string // state to write on stop: draining (default) or removed
+
+	cancel    context.CancelFunc // pool: stops run; set under Bridge.mu
+	cancelled bool               // pool: cancel was called
+
+	callCtx    context.Context // parent of every call; cancelled after the drain timeout
+	callCancel context.CancelFunc
+
+	assignedOnce sync.Once
+	assigned     chan struct{} // closed once the consumer got its partition
+	registered   chan struct{} // closed once the first record was written
+	done         chan struct{} // closed when run returns
+}
+
+func newRunner(b *Bridge, w worker) *runner {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &runner{
+		b:          b,
+		w:          w,
+		log:        b.log.With().Str("worker", w.id).Logger(),
+		slots:      make(chan struct{}, b.cfg.Capacity),
+		quit:       make(chan struct{}),
+		state:      topics.WorkerActive,
+		final:      topics.WorkerDraining,
+		callCtx:    ctx,
+		callCancel: cancel,
+		assigned:   make(chan struct{}),
+		registered: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// setFinal sets the state written when the runner stops.
+func (r *runner) setFinal(state string) {
+	r.mu.Lock()
+	r.final = state
+	r.cancelled = true
+	r.mu.Unlock()
+}
+
+func (r *runner) currentState() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+// ensureTopic creates the worker's assignment topic, retrying while retry is
+// set, until ctx ends.
+func (r *runner) ensureTopic(ctx context.Context, retry bool) error {
+	adm := kadm.NewClient(r.b.prod.Client())
+	spec := r.b.cfg.Topics.InvokerSpec(r.w.id)
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		_, err := topics.Ensure(ctx, adm, spec)
+		if err == nil {
+			return nil
+		}
+		if !retry || ctx.Err() != nil {
+			return fmt.Errorf("ensure %s: %w", spec.Name, err)
+		}
+		r.log.Warn().Err(err).Str("topic", spec.Name).Msg("cannot create the assignment topic; retrying")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ensure %s: %w", spec.Name, ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// run serves the worker until ctx ends, then stops in order: stop taking
+// assignments, drain the calls in flight (cancelling them after the drain
+// timeout), commit and leave the group, write the last record. retry says
+// whether setup failures are retried (pool) or returned (sidecar).
+func (r *runner) run(ctx context.Context, retry bool) error {
+	defer close(r.done)
+	defer r.callCancel()
+	defer r.b.met.inflight.DeleteLabelValues(r.w.id)
+	if err := r.ensureTopic(ctx, retry); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	// Register before taking assignments (the consumer joins its group as
+	// soon as it is created).
+	r.heartbeat(ctx, topics.WorkerActive, true)
+	close(r.registered)
+
+	n := r.b.names
+	cons, err := consumer.New(consumer.Config{
+		Brokers:        r.b.cfg.Brokers,
+		Group:          n.Prefix + topics.InvokerBase + r.w.id,
+		Topics:         []string{n.Invoker(r.w.id)},
+		ClientID:       r.b.cfg.ID,
+		Decode:         func(_ string, b []byte) (topics.Event, error) { return topics.DecodeAssignment(b) },
+		DLQ:            n.DLQ(),
+		Producer:       r.b.prod,
+		MaxOutstanding: r.b.cfg.Capacity,
+		MaxPollRecords: r.b.cfg.Capacity,
+		SessionTimeout: r.b.cfg.SessionTimeout,
+		Logger:         r.log,
+		Opts:           r.b.cfg.ConsumerOpts,
+	}, r)
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", r.w.id, err)
+	}
+
+	consCtx, consCancel := context.WithCancel(context.Background())
+	defer consCancel()
+	consDone := make(chan error, 1)
+	go func() { consDone <- cons.Run(consCtx) }()
+	hbCtx, hbCancel := context.WithCancel(context.Background())
+	defer hbCancel()
+	hbDone := make(chan struct{})
+	go r.heartbeatLoop(hbCtx, hbDone)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-consDone:
+		consDone <- err
+		if err != nil {
+			runErr = fmt.Errorf("worker %s: consumer: %w", r.w.id, err)
+		}
+	}
+
+	// Stop taking assignments and say so at once.
+	r.mu.Lock()
+	r.stopping = true
+	close(r.quit)
+	r.state = r.final
+	final := r.final
+	r.mu.Unlock()
+	r.log.Info().Str("state", final).Int64("inflight", r.inflight.Load()).Msg("stopping: draining calls in flight")
+	r.heartbeat(context.Background(), final, false)
+
+	drained := make(chan struct{})
+	go func() { r.calls.Wait(); close(drained) }()
+	t := time.NewTimer(r.b.cfg.DrainTimeout)
+	select {
+	case <-drained:
+		t.Stop()
+	case <-t.C:
+		r.log.Warn().Int64("inflight", r.inflight.Load()).Dur("drain_timeout", r.b.cfg.DrainTimeout).
+			Msg("drain timeout: cancelling calls in flight")
+		r.callCancel()
+		<-drained
+	}
+	consCancel()
+	<-consDone // commits what finished and leaves the group
+	hbCancel()
+	<-hbDone
+	r.heartbeat(context.Background(), final, false)
+	return runErr
+}
+
+// heartbeatLoop writes the worker's record every interval until ctx ends.
+func (r *runner) heartbeatLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(r.b.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.heartbeat(ctx, r.currentState(), true)
+		}
+	}
+}
+
+// heartbeat checks the worker's health (when check is set) and writes its
+// record with the given state.
+func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
+	healthy := false
+	if check {
+		healthy = r.b.healthy(ctx, r.w.url)
+	}
+	if ctx.Err() != nil {
+		ctx = context.Background()
+	}
+	rec := &topics.Worker{
+		ID:       r.w.id,
+		URL:      r.w.url,
+		State:    state,
+		Source:   r.w.source,
+		Capacity: r.b.cfg.Capacity,
+		InFlight: int(r.inflight.Load()),
+		Healthy:  healthy,
+		Bridge:   r.b.cfg.ID,
+		At:       time.Now(),
+	}
+	pctx, cancel := context.WithTimeout(ctx, max(r.b.cfg.HeartbeatInterval, 2*time.Second))
+	defer cancel()
+	if err := r.b.prod.Publish(pctx, r.b.names.Workers(), rec); err != nil {
+		r.b.met.hbErrors.WithLabelValues(r.w.id).Inc()
+		r.log.Warn().Err(err).Msg("heartbeat not published")
+		return
+	}
+	r.b.met.heartbeats.WithLabelValues(r.w.id, fmt.Sprint(healthy)).Inc()
+}
+
+// Handle implements consumer.Handler: each assignment becomes a call on its
+// own goroutine, at most capacity at once; Handle waits for a free slot.
+// Once the runner stops, assignments are left unfinished for re-delivery.
+func (r *runner) Handle(_ context.Context, batch []*consumer.Delivery) {
+	for _, d := range batch {
+		a, ok := d.Event.(*topics.Assignment)
+		if !ok { // the decoder only yields assignments
+			d.Done()
+			continue
+		}
+		if a.Worker != r.w.id {
+			r.log.Warn().Str("id", a.ID).Str("assigned_to", a.Worker).
+				Msg("assignment names another worker; running it on this topic's worker")
+		}
+		switch r.b.dedupe.begin(a.ID, d) {
+		case seenFinished:
+			r.b.met.duplicates.WithLabelValues(r.w.id).Inc()
+			r.log.Debug().Str("id", a.ID).Msg("duplicate of an answered assignment")
+			d.Done()
+			continue
+		case seenRunning:
+			r.b.met.duplicates.WithLabelValues(r.w.id).Inc()
+			r.log.Debug().Str("id", a.ID).Msg("duplicate of a running assignment")
+			continue
+		}
+		select {
+		case r.slots <- struct{}{}:
+		case <-r.quit:
+			r.b.dedupe.abort(a.ID)
+			return
+		}
+		r.mu.Lock()
+		if r.stopping {
+			r.mu.Unlock()
+			<-r.slots
+			r.b.dedupe.abort(a.ID)
+			return
+		}
+		r.calls.Add(1)
+		r.mu.Unlock()
+		r.inflight.Add(1)
+		r.b.met.inflight.WithLabelValues(r.w.id).Inc()
+		go func() {
+			defer r.calls.Done()
+			defer func() {
+				r.b.met.inflight.WithLabelValues(r.w.id).Dec()
+				r.inflight.Add(-1)
+				<-r.slots
+			}()
+			r.serve(a, d)
+		}()
+	}
+}
+
+// Assigned implements consumer.Handler.
+func (r *runner) Assigned(_ context.Context, parts map[string][]int32) {
+	if len(parts) > 0 {
+		r.assignedOnce.Do(func() { close(r.assigned) })
+	}
+}
+
+// Revoked implements consumer.Handler. Calls in flight go on: their
+// answers are published, but their offsets are committed by the next owner
+// only if it does not run them again (the dedupe set is per process).
+func (r *runner) Revoked(context.Context, map[string][]int32) {}
+
+// serve runs one assignment and finishes its delivery once the completion
+// (and the result, when someone waits for it) is acknowledged.
+func (r *runner) serve(a *topics.Assignment, d *consumer.Delivery) {
+	o := r.b.call(r.callCtx, r.w, a, r.log)
+	if r.b.publishOutcome(r.w, a, o, r.log) {
+		d.Done()
+		for _, dup := range r.b.dedupe.finish(a.ID) {
+			dup.Done()
+		}
+		return
+	}
+	r.b.met.lost.WithLabelValues(r.w.id).Inc()
+	r.b.dedupe.abort(a.ID)
+}
+
+// matches reports whether an eviction notice naming host is about this
+// worker.
+func (r *runner) matches(host string) bool { return strings.EqualFold(r.w.hostport, host) }
