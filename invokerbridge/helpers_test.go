@@ -269,6 +269,11 @@ func (r *recorder) worker(id, what string, cond func(*topics.Worker) bool) *topi
 func (r *recorder) lastWorker(id string) *topics.Worker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.lastWorkerLocked(id)
+}
+
+// lastWorkerLocked is lastWorker for callers holding the lock (until).
+func (r *recorder) lastWorkerLocked(id string) *topics.Worker {
 	for i := len(r.workers) - 1; i >= 0; i-- {
 		if r.workers[i].ID == id {
 			return r.workers[i]
