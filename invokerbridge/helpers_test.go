@@ -25,7 +25,7 @@ const reply = "ctl1"
 
 // env is one test's broker, topic names and a producer for test input.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	tcfg    topics.Config
 	names   topics.Names
@@ -33,7 +33,7 @@ type env struct {
 	rec     *recorder
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	b, err := broker.Start(broker.Config{Ports: []int{0}})
 	if err != nil {
@@ -122,7 +122,7 @@ func (e *env) publish(topic string, ev topics.Event) {
 // recorder reads the bridge's output topics from their start and keeps
 // every decoded event.
 type recorder struct {
-	t       *testing.T
+	t       testing.TB
 	mu      sync.Mutex
 	results []*topics.Result
 	comps   []*topics.Completion
@@ -131,7 +131,7 @@ type recorder struct {
 	changed chan struct{}
 }
 
-func newRecorder(t *testing.T, brokers []string, tps ...string) *recorder {
+func newRecorder(t testing.TB, brokers []string, tps ...string) *recorder {
 	r := &recorder{t: t, changed: make(chan struct{}, 1)}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(tps...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond),

@@ -142,6 +142,7 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 		Opts:           r.b.cfg.ConsumerOpts,
 	}, r)
 	if err != nil {
+		r.heartbeat(context.Background(), r.final, false) // take back the registration
 		return fmt.Errorf("worker %s: %w", r.w.id, err)
 	}
 
