@@ -252,3 +252,18 @@ func TestRelativeAndTable(t *testing.T) {
 		}
 	}
 }
+
+func TestLogTicks(t *testing.T) {
+	var labels []string
+	for _, tk := range (logTicks{}).Ticks(40, 1100) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	if !slices.Equal(labels, []string{"50", "100", "200", "500", "1000"}) {
+		t.Errorf("labels %v", labels)
+	}
+	if len((logTicks{}).Ticks(0, 10)) != 0 {
+		t.Error("ticks for a non-positive range")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"sort"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -19,7 +20,7 @@ func plotLatencyCDF(r *Report, path string) error {
 	p.X.Label.Text = "latency (ms, log scale)"
 	p.Y.Label.Text = "fraction of successful requests"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = logTicks{}
 	p.Y.Min, p.Y.Max = 0, 1
 	p.Legend.Top = false
 	p.Legend.Left = false
@@ -111,8 +112,37 @@ func plotWorkerLoad(r *Report, path string) error {
 			p.Legend.Add("even share", ref)
 		}
 	}
+	p.Y.Min = 0
+	p.Y.Max *= 1.25 // room for the legend
 	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("eval: worker plot: %w", err)
 	}
 	return nil
+}
+
+// logTicks labels 1, 2 and 5 times each power of ten in range, with minor
+// ticks at the other integers times it.
+type logTicks struct{}
+
+// Ticks returns the ticks of [lo, hi].
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	if !(lo > 0) || !(hi > lo) {
+		return out
+	}
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		p := math.Pow(10, e)
+		for m := 1.0; m < 10; m++ {
+			v := m * p
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			out = append(out, t)
+		}
+	}
+	return out
 }
