@@ -43,6 +43,7 @@ var commands = []command{
 	{"loadgen", "drive the Hiku workload against a controller", setupLoadgen},
 	{"eval", "compare policies on the Hiku workload in fresh simulated clusters", setupEval},
 	{"bench", "benchmark a part: bench scheduler", setupBench},
+	{"health", "probe a part's /readyz (a workersim's /status): the container health check", setupHealth},
 }
 
 // common holds the settings every subcommand shares.
