@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image/png"
 	"io"
@@ -265,5 +266,32 @@ func TestLogTicks(t *testing.T) {
 	}
 	if len((logTicks{}).Ticks(0, 10)) != 0 {
 		t.Error("ticks for a non-positive range")
+	}
+}
+
+func TestAddFlags(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.AddFlags(fs)
+	if f := fs.Lookup("policies"); f == nil || f.DefValue != "pull,chbl,leastconn,random" {
+		t.Fatalf("policies flag %+v", f)
+	}
+	if err := fs.Parse([]string{"--quick", "--policies", "pull, random", "--out", "x", "--seed", "4"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cfg.withDefaults()
+	if err != nil || !slices.Equal(c.Policies, []string{"pull", "random"}) || c.Out != "x" || c.Seed != 4 ||
+		c.TimeScale != QuickTimeScale || !slices.Equal(c.Stages, QuickStages()) {
+		t.Errorf("parsed %+v %v", c, err)
+	}
+	cfg = Config{}
+	fs = flag.NewFlagSet("eval", flag.ContinueOnError)
+	cfg.AddFlags(fs)
+	if err := fs.Parse([]string{"--stages", "10:5s", "--time-scale", "0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := cfg.withDefaults(); len(c.Stages) != 1 || c.TimeScale != 0.5 {
+		t.Errorf("parsed %+v", c)
 	}
 }
