@@ -61,7 +61,9 @@ func TestBenchSmoke(t *testing.T) {
 // TestBenchReport runs Bench as PULLSCHED_BENCH_RATE (arrivals/s, 0 = max)
 // and PULLSCHED_BENCH_DURATION say, on PULLSCHED_BENCH_BROKERS or an
 // embedded broker, and logs the result. It is skipped unless the rate is
-// set: it is how the figures in README.md were taken.
+// set: it is how the figures in docs/BENCHMARKS.md were taken.
+// PULLSCHED_BENCH_LINGER and PULLSCHED_BENCH_DRIVER_LINGER set
+// BenchConfig.Linger and DriverLinger.
 func TestBenchReport(t *testing.T) {
 	rs := os.Getenv("PULLSCHED_BENCH_RATE")
 	if rs == "" {
@@ -79,6 +81,13 @@ func TestBenchReport(t *testing.T) {
 	}
 	if s := os.Getenv("PULLSCHED_BENCH_BROKERS"); s != "" {
 		cfg.Brokers = strings.Split(s, ",")
+	}
+	for env, d := range map[string]*time.Duration{"PULLSCHED_BENCH_LINGER": &cfg.Linger, "PULLSCHED_BENCH_DRIVER_LINGER": &cfg.DriverLinger} {
+		if s := os.Getenv(env); s != "" {
+			if *d, err = time.ParseDuration(s); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	res, err := Bench(context.Background(), cfg)
 	if err != nil {
