@@ -389,7 +389,7 @@ func Encode(ev Event) ([]byte, error) {
 
 // Decode reads any event, dispatching on its type field.
 func Decode(b []byte) (Event, error) {
-	k, err := readHeader(b, "")
+	k, err := kindOf(b, "")
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func Decode(b []byte) (Event, error) {
 
 // DecodeAs reads an event that must be of the kind of ev, into ev.
 func DecodeAs(b []byte, ev Event) error {
-	if _, err := readHeader(b, ev.Kind()); err != nil {
+	if _, err := kindOf(b, ev.Kind()); err != nil {
 		return err
 	}
 	return decodeBody(b, ev)
@@ -463,7 +463,7 @@ func DecodeWorker(b []byte) (*Worker, error) {
 // DecodeWorkerEvent reads a record of the worker-events topic: a *Completion
 // or an *Eviction.
 func DecodeWorkerEvent(b []byte) (Event, error) {
-	k, err := readHeader(b, "")
+	k, err := kindOf(b, "")
 	if err != nil {
 		return nil, err
 	}
@@ -482,29 +482,105 @@ func DecodeWorkerEvent(b []byte) (Event, error) {
 	return ev, nil
 }
 
-func readHeader(b []byte, want Kind) (Kind, error) {
+// encodedPrefix is how every event Encode writes begins.
+const encodedPrefix = `{"v":1,"type":"`
+
+var kinds = []Kind{KindArrival, KindAssignment, KindCompletion, KindEviction, KindResult, KindWorker}
+
+// kindOf returns the type of the event in b (which must be want, when
+// want is set). Records in the form Encode writes are recognised from their
+// first bytes; anything else takes a parse of the header. Either way
+// decodeBody checks the header again in its single full parse.
+func kindOf(b []byte, want Kind) (Kind, error) {
+	if rest, ok := bytes.CutPrefix(b, []byte(encodedPrefix)); ok {
+		for _, k := range kinds {
+			if len(rest) > len(k) && rest[len(k)] == '"' && string(rest[:len(k)]) == string(k) {
+				if want != "" && k != want {
+					return "", &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: fmt.Sprintf("got %q", k)}
+				}
+				return k, nil
+			}
+		}
+	}
 	var h header
 	if err := json.Unmarshal(b, &h); err != nil {
 		return "", &DecodeError{Kind: want, Err: ErrMalformed, Msg: err.Error()}
 	}
-	if h.V == nil {
-		return "", &DecodeError{Kind: want, Field: "v", Err: ErrVersion, Msg: "absent"}
-	}
-	if *h.V != Version {
-		return "", &DecodeError{Kind: want, Field: "v", Err: ErrVersion, Msg: fmt.Sprintf("got %d, speak %d", *h.V, Version)}
-	}
-	if h.Type == "" {
-		return "", &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: "absent"}
-	}
-	if want != "" && h.Type != want {
-		return "", &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: fmt.Sprintf("got %q", h.Type)}
+	if err := h.check(want); err != nil {
+		return "", err
 	}
 	return h.Type, nil
 }
 
+// check reports a header that is not version 1 of kind want (any kind
+// when want is empty).
+func (h header) check(want Kind) error {
+	if h.V == nil {
+		return &DecodeError{Kind: want, Field: "v", Err: ErrVersion, Msg: "absent"}
+	}
+	if *h.V != Version {
+		return &DecodeError{Kind: want, Field: "v", Err: ErrVersion, Msg: fmt.Sprintf("got %d, speak %d", *h.V, Version)}
+	}
+	if h.Type == "" {
+		return &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: "absent"}
+	}
+	if want != "" && h.Type != want {
+		return &DecodeError{Kind: want, Field: "type", Err: ErrType, Msg: fmt.Sprintf("got %q", h.Type)}
+	}
+	return nil
+}
+
+// decodeBody parses b once into ev and its header, then checks both: the
+// header must still be version 1 of ev's kind (a later duplicate key could
+// have changed it) and ev must validate.
 func decodeBody(b []byte, ev Event) error {
-	if err := json.Unmarshal(b, ev); err != nil {
+	var h header
+	var err error
+	switch e := ev.(type) {
+	case *Arrival:
+		w := struct {
+			header
+			*Arrival
+		}{Arrival: e}
+		err, h = json.Unmarshal(b, &w), w.header
+	case *Assignment:
+		w := struct {
+			header
+			*Assignment
+		}{Assignment: e}
+		err, h = json.Unmarshal(b, &w), w.header
+	case *Completion:
+		w := struct {
+			header
+			*Completion
+		}{Completion: e}
+		err, h = json.Unmarshal(b, &w), w.header
+	case *Eviction:
+		w := struct {
+			header
+			*Eviction
+		}{Eviction: e}
+		err, h = json.Unmarshal(b, &w), w.header
+	case *Result:
+		w := struct {
+			header
+			*Result
+		}{Result: e}
+		err, h = json.Unmarshal(b, &w), w.header
+	case *Worker:
+		w := struct {
+			header
+			*Worker
+		}{Worker: e}
+		err, h = json.Unmarshal(b, &w), w.header
+	default:
+		return &DecodeError{Kind: ev.Kind(), Err: ErrType, Msg: fmt.Sprintf("%T is not an event type of this package", ev)}
+	}
+	if err != nil {
 		return &DecodeError{Kind: ev.Kind(), Err: ErrMalformed, Msg: err.Error()}
+	}
+	if err := h.check(ev.Kind()); err != nil {
+		return err
 	}
 	return ev.Validate()
 }

@@ -249,3 +249,31 @@ func FuzzDecodeWorker(f *testing.F) {
 }
 
 func FuzzDecodeWorkerEvent(f *testing.F) { fuzzDecoder(f, DecodeWorkerEvent) }
+
+// BenchmarkDecode measures decoding each event kind from its wire form.
+func BenchmarkDecode(b *testing.B) {
+	for _, ev := range sampleEvents() {
+		enc, _ := Encode(ev)
+		b.Run(string(ev.Kind()), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestDuplicateTypeKeyCaught: a record that starts like an arrival but
+// names another type later is refused, not decoded half as each.
+func TestDuplicateTypeKeyCaught(t *testing.T) {
+	in := `{"v":1,"type":"arrival","id":"` + testID + `","fn":"f","type":"result"}`
+	if _, err := DecodeArrival([]byte(in)); !errors.Is(err, ErrType) {
+		t.Fatalf("err = %v, want ErrType", err)
+	}
+	in = `{"v":1,"type":"arrival","id":"` + testID + `","fn":"f","v":2}`
+	if _, err := Decode([]byte(in)); !errors.Is(err, ErrVersion) {
+		t.Fatalf("err = %v, want ErrVersion", err)
+	}
+}
