@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +45,7 @@ func BenchmarkSchedulerLoop(b *testing.B) {
 // arrival is assigned once; the numbers it logs are not asserted.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("short")
+		t.Skip("-short: skips the 1 s benchmark smoke run")
 	}
 	res, err := Bench(context.Background(), BenchConfig{Rate: 500, Duration: time.Second, Warmup: 50, Workers: 2, Partitions: 2})
 	if err != nil {
@@ -56,42 +55,4 @@ func TestBenchSmoke(t *testing.T) {
 	if res.Assigned != res.Arrivals || res.Arrivals == 0 || res.Duplicate != 0 || res.Rejected != 0 {
 		t.Fatalf("bench result: %v", res)
 	}
-}
-
-// TestBenchReport runs Bench as PULLSCHED_BENCH_RATE (arrivals/s, 0 = max)
-// and PULLSCHED_BENCH_DURATION say, on PULLSCHED_BENCH_BROKERS or an
-// embedded broker, and logs the result. It is skipped unless the rate is
-// set: it is how the figures in docs/BENCHMARKS.md were taken.
-// PULLSCHED_BENCH_LINGER and PULLSCHED_BENCH_DRIVER_LINGER set
-// BenchConfig.Linger and DriverLinger.
-func TestBenchReport(t *testing.T) {
-	rs := os.Getenv("PULLSCHED_BENCH_RATE")
-	if rs == "" {
-		t.Skip("set PULLSCHED_BENCH_RATE")
-	}
-	rate, err := strconv.ParseFloat(rs, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := BenchConfig{Rate: rate, Duration: 10 * time.Second}
-	if s := os.Getenv("PULLSCHED_BENCH_DURATION"); s != "" {
-		if cfg.Duration, err = time.ParseDuration(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if s := os.Getenv("PULLSCHED_BENCH_BROKERS"); s != "" {
-		cfg.Brokers = strings.Split(s, ",")
-	}
-	for env, d := range map[string]*time.Duration{"PULLSCHED_BENCH_LINGER": &cfg.Linger, "PULLSCHED_BENCH_DRIVER_LINGER": &cfg.DriverLinger} {
-		if s := os.Getenv(env); s != "" {
-			if *d, err = time.ParseDuration(s); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	res, err := Bench(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(res)
 }

@@ -20,6 +20,7 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long arrivals are driven")
 	fs.StringVar(&cfg.Policy, "policy", "pull", "the scheduler's policy")
 	fs.DurationVar(&cfg.Linger, "linger", 0, "the scheduler's producer linger")
+	fs.DurationVar(&cfg.DriverLinger, "driver-linger", 0, "linger of the load driver's and no-op bridges' producers (0: the bench default, 2ms; negative: none)")
 	return func(ctx context.Context) error {
 		if len(c.args) != 1 || c.args[0] != "scheduler" {
 			return fmt.Errorf("usage: pullsched bench scheduler [--brokers host:port | --embedded] [flags]")
