@@ -119,13 +119,12 @@ type stopper struct {
 
 // Start brings the cluster up and returns when every part is ready, or
 // the first error (having stopped what it started).
-func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	cfg.defaults()
-	c = &Cluster{cfg: cfg, brokers: cfg.Brokers}
+	c := &Cluster{cfg: cfg, brokers: cfg.Brokers}
 	defer func() {
 		if err != nil {
-			_ = c.Stop()
-			c = nil
+			_ = c.Stop() // whatever started; the returned cluster is nil
 		}
 	}()
 	log := cfg.Logger
