@@ -2,7 +2,7 @@
 #
 # pullsched: the one static binary in an otherwise empty image, run as a
 # non-root user. Every part is a subcommand; every setting a PULLSCHED_*
-# variable (see docs/DEPLOY.md and docker-compose.yml).
+# variable (see the README's deploy section and docker-compose.yml).
 #
 #   docker build -t pullsched:local .
 #   docker run --rm -p 9020:9020 pullsched:local        # dev: all parts, embedded broker
