@@ -148,25 +148,27 @@ func newCHBL(cfg Config) *chbl {
 	return &chbl{base: newBase(NameCHBL, cfg), ring: ring{vnodes: cfg.VirtualNodes}, c: cfg.LoadBound}
 }
 
-// bound returns the largest load a worker may have before taking one more
-// request: ceil(c * (total + 1) / active).
-func (p *chbl) bound() int {
-	return int(math.Ceil(p.c * float64(p.total+1) / float64(p.active)))
-}
-
 // Pick implements Policy.
 func (p *chbl) Pick(r Request) Decision {
 	if code := p.unavailable(); code != 0 {
 		return Decision{Code: code}
 	}
-	p.ring.sync(&p.cluster)
-	bound := p.bound()
-	n := len(p.ring.points)
-	i := p.ring.start(r.Function)
+	return p.placed(boundedHash(&p.cluster, &p.ring, p.c, r.Function))
+}
+
+// boundedHash is consistent hashing with bounded loads over cl: walk the
+// ring clockwise from fn's hash and take the first eligible worker whose
+// load is below ceil(c * (total + 1) / active). cl must have an eligible
+// worker.
+func boundedHash(cl *cluster, rg *ring, c float64, fn string) int32 {
+	rg.sync(cl)
+	bound := int(math.Ceil(c * float64(cl.total+1) / float64(cl.active)))
+	n := len(rg.points)
+	i := rg.start(fn)
 	for k := 0; k < n; k++ {
-		w := p.ring.owners[i]
-		if ws := &p.ws[w]; ws.eligible() && ws.load() < bound {
-			return p.placed(w)
+		w := rg.owners[i]
+		if ws := &cl.ws[w]; ws.eligible() && ws.load() < bound {
+			return w
 		}
 		if i++; i == n {
 			i = 0
@@ -174,5 +176,5 @@ func (p *chbl) Pick(r Request) Decision {
 	}
 	// Every worker under the bound is at its own capacity (possible only
 	// with uneven capacities): take the least-loaded worker with room.
-	return p.placed(p.leastLoaded())
+	return cl.leastLoaded()
 }

@@ -236,6 +236,7 @@ type factory func(cfg Config) Policy
 // registry maps canonical names to factories.
 var registry = map[string]factory{
 	NamePull:      func(cfg Config) Policy { return newPull(cfg) },
+	NamePullCHBL:  func(cfg Config) Policy { return newPullCHBL(cfg) },
 	NameCHBL:      func(cfg Config) Policy { return newCHBL(cfg) },
 	NameHash:      func(cfg Config) Policy { return newHash(cfg) },
 	NameLeastConn: func(cfg Config) Policy { return newLeastConn(cfg) },
@@ -247,6 +248,11 @@ var registry = map[string]factory{
 const (
 	// NamePull is Hiku's pull-based policy.
 	NamePull = "pull"
+	// NamePullCHBL is pull whose fallback, when a function has no idle
+	// instance, is consistent hashing with bounded loads instead of least
+	// connections: it keeps a function's cold starts on the same few
+	// workers, which matters when memory is short.
+	NamePullCHBL = "pull-chbl"
 	// NameCHBL is consistent hashing with bounded loads.
 	NameCHBL = "chbl"
 	// NameHash is plain consistent hashing.

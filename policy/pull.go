@@ -63,6 +63,14 @@ type pull struct {
 	head   int32 // expiry list: oldest stamp first
 	tail   int32
 	seq    uint64
+
+	// hashed selects the pull-chbl variant: when the idle queue has
+	// nothing, fall back to consistent hashing with bounded loads (ring,
+	// bound c) instead of least connections, so a function's new sandboxes
+	// keep landing on the same few workers.
+	hashed bool
+	ring   ring
+	c      float64
 }
 
 var (
@@ -85,8 +93,20 @@ func newPull(cfg Config) *pull {
 	return p
 }
 
+// newPullCHBL is pull whose fallback is bounded-load consistent hashing.
+func newPullCHBL(cfg Config) *pull {
+	p := newPull(cfg)
+	p.hashed, p.ring, p.c = true, ring{vnodes: cfg.VirtualNodes}, cfg.LoadBound
+	return p
+}
+
 // Name implements Policy.
-func (p *pull) Name() string { return NamePull }
+func (p *pull) Name() string {
+	if p.hashed {
+		return NamePullCHBL
+	}
+	return NamePull
+}
 
 // Pick implements Policy.
 func (p *pull) Pick(r Request) Decision {
@@ -102,7 +122,12 @@ func (p *pull) Pick(r Request) Decision {
 			return Decision{Code: Placed, Worker: p.ws[w].id, Warm: true}
 		}
 	}
-	w := p.leastLoaded()
+	var w int32
+	if p.hashed {
+		w = boundedHash(&p.cluster, &p.ring, p.c, r.Function)
+	} else {
+		w = p.leastLoaded()
+	}
 	p.assign(w)
 	return Decision{Code: Placed, Worker: p.ws[w].id}
 }
