@@ -245,7 +245,7 @@ func (st *state) assignAcked(j *job, gen uint64, err error) {
 	j.gen = st.gen
 	if j.attempt >= st.cfg.MaxAttempts {
 		delete(st.jobs, j.a.ID)
-		st.reject(j, http.StatusServiceUnavailable, topics.ReasonNoWorkers,
+		st.reject(j, http.StatusServiceUnavailable, topics.ReasonUnavailable,
 			fmt.Sprintf("assignment could not be published after %d attempts: %v", j.attempt, err))
 		return
 	}

@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "decisions_total", Help: "Placement decisions by policy and outcome (warm, fallback, pending, rejected)."},
 			[]string{"policy", "outcome"}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "results_total", Help: "Results the scheduler published itself, by reason (overloaded, no_workers, timeout)."},
+			Name: "results_total", Help: "Results the scheduler published itself, by reason (overloaded, no_workers, unavailable, timeout)."},
 			[]string{"reason"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "pending_depth", Help: "Arrivals waiting in the pending queue."}),

@@ -153,7 +153,7 @@ func TestAssignmentProduceFailsPermanently503(t *testing.T) {
 
 	id := e.arrive("f", "c1", time.Time{})
 	r := res.wait(t, id)
-	if r.Status != http.StatusServiceUnavailable || r.Reason != topics.ReasonNoWorkers || r.Source != "scheduler" ||
+	if r.Status != http.StatusServiceUnavailable || r.Reason != topics.ReasonUnavailable || r.Source != "scheduler" ||
 		!strings.Contains(r.Error, "after 3 attempts") || r.Worker != "w1" {
 		t.Fatalf("result: %+v", r)
 	}
@@ -163,8 +163,8 @@ func TestAssignmentProduceFailsPermanently503(t *testing.T) {
 	if got := metricValue(t, s.m.produceErrors.WithLabelValues("assignment")); got != 3 {
 		t.Errorf("assignment produce errors = %v, want 3", got)
 	}
-	if got := metricValue(t, s.m.results.WithLabelValues(topics.ReasonNoWorkers)); got != 1 {
-		t.Errorf("no_workers results = %v, want 1", got)
+	if got := metricValue(t, s.m.results.WithLabelValues(topics.ReasonUnavailable)); got != 1 {
+		t.Errorf("unavailable results = %v, want 1", got)
 	}
 	arrivalsCommitted(t, e)
 	if jobs, retry, pending, inflight := books(t, s, "w1"); jobs != 0 || retry != 0 || pending != 0 || inflight != 0 {
