@@ -14,7 +14,9 @@ import (
 	"net"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // DefaultPort is the port a broker listens on when Config.Ports is empty;
@@ -212,4 +214,24 @@ func (z zerologBridge) Logf(level kfake.LogLevel, msg string, args ...any) {
 	}
 	// A disabled level yields a nil event whose Msgf does not format.
 	ev.Str("component", "kfake").Msgf(msg, args...)
+}
+
+// RefuseProduce builds the broker's answer to req that refuses every
+// partition with err, for fault-injection tests that intercept produce
+// requests with Cluster().ControlKey.
+func RefuseProduce(req *kmsg.ProduceRequest, err *kerr.Error) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	resp.Version = req.Version
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = err.Code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }

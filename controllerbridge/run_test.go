@@ -487,21 +487,7 @@ func TestPublishFailureAnswers503(t *testing.T) {
 		b.Cluster().KeepControl()
 		switch mode.Load() {
 		case refuse: // a definitive, non-retriable refusal of every partition
-			req := kr.(*kmsg.ProduceRequest)
-			resp := req.ResponseKind().(*kmsg.ProduceResponse)
-			resp.Version = req.Version
-			for _, rt := range req.Topics {
-				st := kmsg.NewProduceResponseTopic()
-				st.Topic, st.TopicID = rt.Topic, rt.TopicID
-				for _, rp := range rt.Partitions {
-					sp := kmsg.NewProduceResponseTopicPartition()
-					sp.Partition = rp.Partition
-					sp.ErrorCode = kerr.PolicyViolation.Code
-					st.Partitions = append(st.Partitions, sp)
-				}
-				resp.Topics = append(resp.Topics, st)
-			}
-			return resp, nil, true
+			return broker.RefuseProduce(kr.(*kmsg.ProduceRequest), kerr.PolicyViolation), nil, true
 		case drop: // the connection breaks: the outcome is unknown
 			return nil, errors.New("injected produce failure"), true
 		}
