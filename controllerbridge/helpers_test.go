@@ -261,3 +261,19 @@ func value(t *testing.T, c prometheus.Collector) float64 {
 	}
 	return sum
 }
+
+// postAsync sends POST url from a goroutine and hands back the response,
+// or one with status 0 (and the error reported) if the request failed.
+func postAsync(t *testing.T, url string) <-chan *http.Response {
+	t.Helper()
+	got := make(chan *http.Response, 1)
+	go func() {
+		resp, _, err := do("POST", url, "", "")
+		if err != nil {
+			t.Error(err)
+			resp = &http.Response{Header: http.Header{}}
+		}
+		got <- resp
+	}()
+	return got
+}

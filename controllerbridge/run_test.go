@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -386,16 +385,7 @@ func TestRunMaxWaiting(t *testing.T) {
 		}
 		return []*topics.Result{ok(a, "w1", "", nil, "")}
 	})
-	first := make(chan int, 1)
-	go func() {
-		resp, _, err := do("POST", h.base+"/run/hold", "", "")
-		if err != nil {
-			t.Error(err)
-			first <- 0
-			return
-		}
-		first <- resp.StatusCode
-	}()
+	first := postAsync(t, h.base+"/run/hold")
 	eventually(t, "first request waiting", func() bool { return h.c.book.waiting() == 1 })
 	resp, body := call(t, "POST", h.base+"/run/hold", "", "")
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3" {
@@ -409,7 +399,7 @@ func TestRunMaxWaiting(t *testing.T) {
 		t.Errorf("non-blocking while full: %d %s", resp.StatusCode, body)
 	}
 	close(release)
-	if s := <-first; s != 200 {
+	if s := (<-first).StatusCode; s != 200 {
 		t.Errorf("first request: %d", s)
 	}
 }
@@ -420,15 +410,7 @@ func TestGracefulShutdownAnswersWaiting(t *testing.T) {
 		<-ctx.Done() // never answers
 		return nil
 	})
-	got := make(chan *http.Response, 1)
-	go func() {
-		resp, _, err := do("POST", h.base+"/run/stuck", "", "")
-		if err != nil {
-			t.Error(err)
-			resp = &http.Response{Header: http.Header{}}
-		}
-		got <- resp
-	}()
+	got := postAsync(t, h.base+"/run/stuck")
 	eventually(t, "request waiting", func() bool { return h.c.book.waiting() == 1 })
 	h.shutdown()
 	resp := <-got
@@ -451,21 +433,12 @@ func TestGracefulShutdownLetsResultsArrive(t *testing.T) {
 		}
 		return []*topics.Result{ok(a, "w1", topics.StartWarm, []byte(`{"ok":true}`), "")}
 	})
-	got := make(chan int, 1)
-	go func() {
-		resp, _, err := do("POST", h.base+"/run/inflight", "", "")
-		if err != nil {
-			t.Error(err)
-			got <- 0
-			return
-		}
-		got <- resp.StatusCode
-	}()
+	got := postAsync(t, h.base+"/run/inflight")
 	eventually(t, "request waiting", func() bool { return h.c.book.waiting() == 1 })
 	h.stop()
 	eventually(t, "draining", func() bool { return h.c.draining.Load() })
 	close(release)
-	if s := <-got; s != 200 {
+	if s := (<-got).StatusCode; s != 200 {
 		t.Errorf("in-flight request got %d during the drain, want 200", s)
 	}
 	h.shutdown()
