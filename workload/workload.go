@@ -18,6 +18,9 @@ var functionBenchCSV []byte
 //go:embed azure2021-function-invocations.csv
 var azureCSV []byte
 
+//go:embed azure2021-by-function-id.csv
+var azureByIDCSV []byte
+
 // Profile is the measured behaviour of one FunctionBench function on an
 // OpenLambda worker.
 type Profile struct {
@@ -46,6 +49,7 @@ var (
 	parseOnce sync.Once
 	profiles  []Profile
 	counts    []int64
+	countsID  []int64
 	parseErr  error
 )
 
@@ -55,7 +59,14 @@ func load() {
 		if parseErr != nil {
 			return
 		}
-		counts, parseErr = parseAzure(azureCSV)
+		counts, parseErr = parseAzure(azureCSV, "rank")
+		if parseErr != nil {
+			return
+		}
+		countsID, parseErr = parseAzure(azureByIDCSV, "position")
+		if parseErr == nil {
+			parseErr = checkSameCounts(counts, countsID)
+		}
 	})
 }
 
@@ -92,13 +103,14 @@ func parseFunctionBench(data []byte) ([]Profile, error) {
 	return out, nil
 }
 
-// parseAzure reads rows of rank,invocations.
-func parseAzure(data []byte) ([]int64, error) {
+// parseAzure reads rows of <key>,invocations, where key is "rank" or
+// "position"; the key column is not used, row order is.
+func parseAzure(data []byte, key string) ([]int64, error) {
 	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("workload: azure csv: %w", err)
 	}
-	if len(rows) < 1 || strings.Join(rows[0], ",") != "rank,invocations" {
+	if len(rows) < 1 || strings.Join(rows[0], ",") != key+",invocations" {
 		return nil, fmt.Errorf("workload: azure csv: unexpected header")
 	}
 	out := make([]int64, 0, len(rows)-1)
@@ -110,6 +122,23 @@ func parseAzure(data []byte) ([]int64, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// checkSameCounts reports an error unless byID is a permutation of ranked.
+func checkSameCounts(ranked, byID []int64) error {
+	if len(ranked) != len(byID) {
+		return fmt.Errorf("workload: azure csvs: %d ranked counts, %d by function id", len(ranked), len(byID))
+	}
+	seen := make(map[int64]int, len(ranked))
+	for _, n := range ranked {
+		seen[n]++
+	}
+	for _, n := range byID {
+		if seen[n]--; seen[n] < 0 {
+			return fmt.Errorf("workload: azure csvs: count %d by function id is not among the ranked counts", n)
+		}
+	}
+	return nil
 }
 
 func copyProfile(p Profile) Profile {
@@ -176,6 +205,24 @@ func AzureCounts() []int64 {
 		return nil
 	}
 	return append([]int64(nil), counts...)
+}
+
+// AzureTotalInvocations is the number of invocations in the Azure Functions
+// 2021 trace: the sum of AzureCounts.
+const AzureTotalInvocations = 1980951
+
+// AzureCountsByID returns the same 424 invocation counts as AzureCounts, in
+// the order of the functions' hashed ids in the trace (ascending, as
+// numpy.unique returns them). That is the key order of the probability
+// table the Hiku evaluation's k6 script reads, whose i-th probability is
+// AzureCountsByID()[i] / AzureTotalInvocations (bit for bit, in float64).
+// It returns nil only if the embedded data is corrupt.
+func AzureCountsByID() []int64 {
+	load()
+	if parseErr != nil {
+		return nil
+	}
+	return append([]int64(nil), countsID...)
 }
 
 // Err reports whether the embedded figures failed to parse; nil in any build

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -124,6 +125,38 @@ func TestAzureCounts(t *testing.T) {
 	}
 }
 
+func TestAzureCountsByID(t *testing.T) {
+	byID := AzureCountsByID()
+	if len(byID) != 424 {
+		t.Fatalf("got %d counts, want 424", len(byID))
+	}
+	var sum int64
+	for _, n := range byID {
+		sum += n
+	}
+	if sum != AzureTotalInvocations {
+		t.Errorf("sum = %d, want %d", sum, AzureTotalInvocations)
+	}
+	// The same multiset as the ranked counts.
+	sorted := append([]int64(nil), byID...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] > sorted[j] })
+	if !slices.Equal(sorted, AzureCounts()) {
+		t.Error("counts by function id are not a permutation of the ranked counts")
+	}
+	// Spot checks against azure_function_probabilities.json of the Hiku
+	// repository: its first keys have probabilities 7.067312619040047e-06,
+	// 5.048080442171462e-07, 5.048080442171462e-07, 1.0096160884342924e-06.
+	for i, p := range []float64{7.067312619040047e-06, 5.048080442171462e-07, 5.048080442171462e-07, 1.0096160884342924e-06} {
+		if got := float64(byID[i]) / AzureTotalInvocations; got != p {
+			t.Errorf("position %d: %d/%d = %v, want %v", i+1, byID[i], AzureTotalInvocations, got, p)
+		}
+	}
+	byID[0] = -1
+	if AzureCountsByID()[0] != 14 {
+		t.Error("caller modification leaked into package state")
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	if _, err := parseFunctionBench([]byte("a,b\n")); err == nil {
 		t.Error("bad header accepted")
@@ -134,7 +167,22 @@ func TestParseErrors(t *testing.T) {
 	if _, err := parseFunctionBench([]byte("function,kind,cold_ms,warm_ms,payload\nx,cpu,1,1,{\n")); err == nil {
 		t.Error("bad payload accepted")
 	}
-	if _, err := parseAzure([]byte("rank,invocations\n1,z\n")); err == nil {
+	if _, err := parseAzure([]byte("rank,invocations\n1,z\n"), "rank"); err == nil {
 		t.Error("bad count accepted")
+	}
+	if _, err := parseAzure([]byte("rank,invocations\n1,2\n"), "position"); err == nil {
+		t.Error("wrong key column accepted")
+	}
+	for _, c := range []struct{ ranked, byID []int64 }{
+		{[]int64{3, 2, 1}, []int64{1, 2}},
+		{[]int64{3, 2, 1}, []int64{1, 2, 2}},
+		{[]int64{2, 2, 1}, []int64{1, 2, 3}},
+	} {
+		if err := checkSameCounts(c.ranked, c.byID); err == nil {
+			t.Errorf("checkSameCounts(%v, %v) accepted", c.ranked, c.byID)
+		}
+	}
+	if err := checkSameCounts([]int64{3, 2, 2, 1}, []int64{2, 1, 3, 2}); err != nil {
+		t.Error(err)
 	}
 }
