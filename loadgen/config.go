@@ -42,11 +42,18 @@ type Config struct {
 	// answer and its next request, in model time. Default (both zero): 0.1 s
 	// and 1.0 s. ThinkMax < 0 means no think time.
 	ThinkMin, ThinkMax time.Duration
+	// MixMode is how VUs choose functions: MixPerVU or MixShared. Default
+	// MixPerVU, the reference k6 script's semantics; see the package
+	// documentation.
+	MixMode string
 	// Copies is the number of copies of each FunctionBench function. Default
 	// 5 (40 functions). At most 424/8 = 53.
 	Copies int
-	// Seed seeds the function mix and every VU's choices. Default 0 (a fixed
-	// seed, so runs are repeatable).
+	// Seed seeds the function mixes and every VU's choices. In per-VU mode
+	// it is the reference script's SEED (its randomSeed argument), so a
+	// run of that script with SEED=n and this Seed n give each VU the same
+	// mix and the same sequence of functions and think times. Default 0 (a
+	// fixed seed, so runs are repeatable).
 	Seed int64
 	// TimeScale scales stage durations, think times and RequestTimeout: 0.1
 	// runs ten times faster. Latencies are reported divided by it, in model
@@ -64,6 +71,19 @@ type Config struct {
 	Progress io.Writer
 }
 
+// The mix modes of Config.MixMode.
+const (
+	// MixPerVU gives every VU its own mix, as the Hiku evaluation's k6
+	// script does: each VU samples 8×Copies of the 424 Azure 2021
+	// functions with its own random stream and weights the 8×Copies names
+	// by its sample's invocation counts. Every VU uses the same names, with
+	// different weights, so in aggregate the names' popularity is much
+	// flatter than a single mix's.
+	MixPerVU = "per-vu"
+	// MixShared gives every VU the one mix NewMix draws for the seed.
+	MixShared = "shared"
+)
+
 // ErrConfig is wrapped by every configuration error that Run returns.
 var ErrConfig = errors.New("loadgen: invalid config")
 
@@ -80,6 +100,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.ThinkMin, cfg.ThinkMax = 100*time.Millisecond, time.Second
 	case cfg.ThinkMax < 0:
 		cfg.ThinkMin, cfg.ThinkMax = 0, 0
+	}
+	if cfg.MixMode == "" {
+		cfg.MixMode = MixPerVU
 	}
 	if cfg.Copies == 0 {
 		cfg.Copies = 5
@@ -113,6 +136,8 @@ func (cfg Config) validate() error {
 	switch {
 	case nfn == 0:
 		return fmt.Errorf("loadgen: workload figures: %w", workload.Err())
+	case cfg.MixMode != MixPerVU && cfg.MixMode != MixShared:
+		return bad("mix %q: want %q or %q", cfg.MixMode, MixPerVU, MixShared)
 	case cfg.ThinkMin < 0 || cfg.ThinkMax < cfg.ThinkMin:
 		return bad("think time %v–%v", cfg.ThinkMin, cfg.ThinkMax)
 	case cfg.Copies < 1 || cfg.Copies*nfn > len(workload.AzureCounts()):
@@ -184,8 +209,8 @@ func FormatStages(stages []Stage) string {
 }
 
 // AddFlags registers the workload's flags on fs, writing into c: --target,
-// --stages, --think-min, --think-max, --copies, --seed, --time-scale and
-// --request-timeout. Flag defaults are c's current values, or the documented
+// --stages, --think-min, --think-max, --mix, --copies, --seed, --time-scale
+// and --request-timeout. Flag defaults are c's current values, or the documented
 // Config defaults where c holds zero. Progress and Client are the caller's.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
 	d := *c
@@ -194,6 +219,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	}
 	if d.ThinkMin == 0 && d.ThinkMax == 0 {
 		d.ThinkMin, d.ThinkMax = 100*time.Millisecond, time.Second
+	}
+	if d.MixMode == "" {
+		d.MixMode = MixPerVU
 	}
 	if d.Copies == 0 {
 		d.Copies = 5
@@ -209,8 +237,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.Var(StagesFlag{&c.Stages}, "stages", "closed-loop stages as VUs:duration,... in model time")
 	fs.DurationVar(&c.ThinkMin, "think-min", c.ThinkMin, "shortest think time between requests of a VU (model time)")
 	fs.DurationVar(&c.ThinkMax, "think-max", c.ThinkMax, "longest think time between requests of a VU (model time; negative: no think time)")
+	fs.StringVar(&c.MixMode, "mix", c.MixMode, "function mix: per-vu (each VU its own, as Hiku's k6 script) or shared (one for all VUs)")
 	fs.IntVar(&c.Copies, "copies", c.Copies, "copies of each of the 8 FunctionBench functions")
-	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the function mix and of every VU's choices")
+	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the function mixes and of every VU's choices (per-vu: the k6 script's SEED)")
 	fs.Float64Var(&c.TimeScale, "time-scale", c.TimeScale, "wall time per model time (0.1 runs ten times faster; latencies are reported in model time)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "bound on each request (model time)")
 }

@@ -15,10 +15,12 @@ type Function struct {
 	Name string `json:"name"`
 	// Base is the FunctionBench function it copies.
 	Base string `json:"base"`
-	// Count is the Azure 2021 invocation count drawn for it.
+	// Count is the Azure 2021 invocation count drawn for it in a shared mix;
+	// 0 in the aggregate of per-VU mixes, where each VU draws its own.
 	Count int64 `json:"count"`
 	// Weight is its probability of being picked; the weights of a mix sum
-	// to 1.
+	// to 1. In the aggregate of per-VU mixes it is the mean of the VUs'
+	// weights.
 	Weight float64 `json:"weight"`
 	// Payload is the JSON body sent with every request.
 	Payload json.RawMessage `json:"payload"`
@@ -36,32 +38,24 @@ type Mix struct {
 // Azure 2021 invocation counts, normalised. Functions are ordered by base
 // name, then copy; the i-th gets the i-th count drawn.
 func NewMix(seed int64, copies int) (*Mix, error) {
-	profiles := workload.FunctionBench()
-	counts := workload.AzureCounts()
-	if profiles == nil || counts == nil {
-		return nil, fmt.Errorf("loadgen: workload figures: %w", workload.Err())
+	fns, nbase, err := baseFunctions(copies)
+	if err != nil {
+		return nil, err
 	}
-	n := len(profiles) * copies
+	counts := workload.AzureCounts()
+	n := len(fns)
 	if copies < 1 || n > len(counts) {
-		return nil, fmt.Errorf("%w: copies %d not in [1, %d]", ErrConfig, copies, len(counts)/len(profiles))
+		return nil, fmt.Errorf("%w: copies %d not in [1, %d]", ErrConfig, copies, len(counts)/nbase)
 	}
 	sample := SampleCounts(counts, n, seed)
 	var total int64
 	for _, c := range sample {
 		total += c
 	}
-	m := &Mix{fns: make([]Function, 0, n), cum: make([]float64, n)}
-	for _, p := range profiles {
-		for c := 0; c < copies; c++ {
-			cnt := sample[len(m.fns)]
-			m.fns = append(m.fns, Function{
-				Name:    fmt.Sprintf("%s-%d", p.Name, c),
-				Base:    p.Name,
-				Count:   cnt,
-				Weight:  float64(cnt) / float64(total),
-				Payload: p.Payload,
-			})
-		}
+	m := &Mix{fns: fns, cum: make([]float64, n)}
+	for i := range m.fns {
+		m.fns[i].Count = sample[i]
+		m.fns[i].Weight = float64(sample[i]) / float64(total)
 	}
 	var sum float64
 	for i, f := range m.fns {

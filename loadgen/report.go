@@ -93,7 +93,11 @@ type Report struct {
 	TimeScale float64 `json:"time_scale"`
 	Copies    int     `json:"copies"`
 	Stages    []Stage `json:"stages"`
-	// Mix is the function mix used.
+	// MixMode is the run's Config.MixMode: "per-vu" or "shared".
+	MixMode string `json:"mix_mode"`
+	// Mix is the function mix used: in shared mode the one every VU drew
+	// from; in per-VU mode the mean of the mixes of VU ids 1…max(VUs), each
+	// function's expected share of the requests if every VU sent as many.
 	Mix []Function `json:"mix"`
 	// Started is the wall-clock start of the run.
 	Started time.Time `json:"started"`

@@ -24,16 +24,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	mix, err := NewMix(cfg.Seed, cfg.Copies)
-	if err != nil {
-		return nil, err
+	maxVUs := 0
+	for _, s := range cfg.Stages {
+		maxVUs = max(maxVUs, s.VUs)
+	}
+	r := &runner{cfg: cfg}
+	var fns []Function
+	switch cfg.MixMode {
+	case MixShared:
+		if r.mix, err = NewMix(cfg.Seed, cfg.Copies); err != nil {
+			return nil, err
+		}
+		fns = r.mix.Functions()
+	default:
+		if r.vus, err = newVUMixes(cfg.Seed, cfg.Copies, maxVUs, cfg.ThinkMin, cfg.ThinkMax); err != nil {
+			return nil, err
+		}
+		r.ids = vuIDs(cfg.Stages)
+		fns = aggregate(r.vus)
 	}
 	client := cfg.Client
 	if client == nil {
-		maxVUs := 0
-		for _, s := range cfg.Stages {
-			maxVUs = max(maxVUs, s.VUs)
-		}
 		tr := &http.Transport{
 			Proxy:               nil, // loopback or a named target; never an environment proxy
 			MaxIdleConnsPerHost: maxVUs,
@@ -45,10 +56,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	base := strings.TrimRight(cfg.Target, "/")
 	rep := &Report{
 		Target: cfg.Target, Seed: cfg.Seed, TimeScale: cfg.TimeScale, Copies: cfg.Copies,
-		Stages: cfg.Stages, Mix: mix.Functions(), Started: time.Now(),
+		Stages: cfg.Stages, MixMode: cfg.MixMode, Mix: fns, Started: time.Now(),
 	}
-	prog := newProgress(cfg.Progress, cfg.Stages, cfg.TimeScale)
-	r := &runner{cfg: cfg, mix: mix, client: client, base: base, start: rep.Started, prog: prog}
+	r.client, r.base, r.start = client, base, rep.Started
+	r.prog = newProgress(cfg.Progress, cfg.Stages, cfg.TimeScale)
+	prog := r.prog
 	stageSecs := make([]float64, 0, len(cfg.Stages))
 	for i, st := range cfg.Stages {
 		if ctx.Err() != nil {
@@ -99,12 +111,54 @@ func workersOf(recs []Record) []string {
 
 // runner holds what the VUs of a run share.
 type runner struct {
-	cfg    Config
-	mix    *Mix
+	cfg Config
+	// mix is the mix of every VU in shared mode; nil in per-VU mode.
+	mix *Mix
+	// vus[id-1] is the mix and stream of the VU with k6 id id, and ids[s]
+	// the ids of stage s's VUs, in per-VU mode; nil in shared mode.
+	vus    []*vuMix
+	ids    [][]int
 	client *http.Client
 	base   string
 	start  time.Time
 	prog   *progress
+}
+
+// chooser makes one VU's random choices.
+type chooser interface {
+	// function draws the function of the VU's next request.
+	function() *Function
+	// think draws the think time after an answer, in model time.
+	think() time.Duration
+}
+
+// sharedChooser is a VU's chooser in shared mode: its own PCG stream,
+// seeded from (Seed, stage, VU index), from which it draws the function and
+// the think time of a request, in that order, before sending it.
+type sharedChooser struct {
+	rng                *rand.Rand
+	mix                *Mix
+	thinkMin, thinkMax time.Duration
+	next               time.Duration
+}
+
+func (c *sharedChooser) function() *Function {
+	fn := c.mix.Pick(c.rng.Float64())
+	c.next = thinkTime(c.thinkMin, c.thinkMax, c.rng.Float64())
+	return fn
+}
+
+func (c *sharedChooser) think() time.Duration { return c.next }
+
+// chooser returns the chooser of VU idx of stage stage.
+func (r *runner) chooser(stage, idx int) chooser {
+	if r.mix == nil {
+		return r.vus[r.ids[stage][idx]-1]
+	}
+	return &sharedChooser{
+		rng: rand.New(rand.NewPCG(uint64(r.cfg.Seed), vuSeed(stage, idx))),
+		mix: r.mix, thinkMin: r.cfg.ThinkMin, thinkMax: r.cfg.ThinkMax,
+	}
 }
 
 // stage runs st's VUs until its (scaled) duration has passed and every VU
@@ -114,7 +168,8 @@ func (r *runner) stage(ctx context.Context, idx int, st Stage) []Record {
 	per := make([][]Record, st.VUs)
 	var wg sync.WaitGroup
 	for v := range st.VUs {
-		wg.Go(func() { per[v] = r.vu(ctx, idx, v, deadline) })
+		ch := r.chooser(idx, v)
+		wg.Go(func() { per[v] = r.vu(ctx, idx, v, ch, deadline) })
 	}
 	wg.Wait()
 	var out []Record
@@ -130,20 +185,24 @@ func vuSeed(stage, vu int) uint64 { return uint64(stage)<<32 | uint64(uint32(vu)
 
 // vu is one closed-loop virtual user: draw, send, wait, think, until the
 // deadline or ctx ends.
-func (r *runner) vu(ctx context.Context, stage, idx int, deadline time.Time) []Record {
-	rng := rand.New(rand.NewPCG(uint64(r.cfg.Seed), vuSeed(stage, idx)))
+func (r *runner) vu(ctx context.Context, stage, idx int, ch chooser, deadline time.Time) []Record {
 	var out []Record
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		fn := r.mix.Pick(rng.Float64())
-		think := r.cfg.ThinkMin + time.Duration(rng.Float64()*float64(r.cfg.ThinkMax-r.cfg.ThinkMin))
-		rec := r.send(ctx, fn)
+		rec := r.send(ctx, ch.function())
 		rec.Stage, rec.VU = stage, idx
 		out = append(out, rec)
 		r.prog.add(rec.OK())
-		wait := min(r.cfg.scaled(think), time.Until(deadline))
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			// No think time after the stage's end: the reference script's
+			// scenarios stop with gracefulStop 0, which interrupts the
+			// iteration before its sleep draws one, and a VU that goes on
+			// in a later stage must not have drawn it.
+			return out
+		}
+		wait := min(r.cfg.scaled(ch.think()), time.Until(deadline))
 		if wait <= 0 {
 			continue
 		}

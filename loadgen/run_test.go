@@ -133,7 +133,7 @@ func TestRunAgainstFakeController(t *testing.T) {
 	if err := json.Unmarshal(js, &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"overall", "per_stage", "latency_cdf", "mix"} {
+	for _, k := range []string{"overall", "per_stage", "latency_cdf", "mix", "mix_mode"} {
 		if back[k] == nil {
 			t.Errorf("json lacks %s", k)
 		}
@@ -153,51 +153,104 @@ func sequences(recs []Record) map[[2]int][]string {
 	return out
 }
 
+// TestSameSeedSameSequencePerVU runs the same seed against a fast and a
+// slow controller. In shared mode each (stage, VU) sends the same sequence
+// of functions; in per-VU mode each VU id sends, over the run, what the
+// reference script's VU would, whatever the latencies.
 func TestSameSeedSameSequencePerVU(t *testing.T) {
 	fast := httptest.NewServer(&fakeController{})
 	defer fast.Close()
 	slow := httptest.NewServer(&fakeController{delay: 2 * time.Millisecond})
 	defer slow.Close()
-	a, err := Run(context.Background(), quickCfg(fast.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Run(context.Background(), quickCfg(slow.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, sb := sequences(a.Records), sequences(b.Records)
-	if len(sa) != 6 || len(sb) != 6 {
-		t.Fatalf("VUs %d and %d, want 6", len(sa), len(sb))
-	}
-	for k, xa := range sa {
-		xb := sb[k]
-		n := min(len(xa), len(xb))
-		if n == 0 {
-			t.Fatalf("VU %v sent nothing", k)
+	for _, mode := range []string{MixShared, MixPerVU} {
+		cfg := quickCfg(fast.URL)
+		cfg.MixMode = mode
+		a, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for i := range n {
-			if xa[i] != xb[i] {
-				t.Fatalf("VU %v request %d: %s vs %s", k, i, xa[i], xb[i])
+		cfg.Target = slow.URL
+		b, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.MixMode != mode || b.MixMode != mode {
+			t.Errorf("reports say mix mode %q and %q, want %q", a.MixMode, b.MixMode, mode)
+		}
+		sa, sb := sequences(a.Records), sequences(b.Records)
+		if len(sa) != 6 || len(sb) != 6 {
+			t.Fatalf("%s: VUs %d and %d, want 6", mode, len(sa), len(sb))
+		}
+		if mode == MixPerVU {
+			for _, s := range []map[[2]int][]string{sa, sb} {
+				checkScriptSequences(t, cfg, s)
+			}
+			continue
+		}
+		for k, xa := range sa {
+			xb := sb[k]
+			n := min(len(xa), len(xb))
+			if n == 0 {
+				t.Fatalf("VU %v sent nothing", k)
+			}
+			for i := range n {
+				if xa[i] != xb[i] {
+					t.Fatalf("VU %v request %d: %s vs %s", k, i, xa[i], xb[i])
+				}
 			}
 		}
-	}
-	// A different seed changes the sequences.
-	cfg := quickCfg(fast.URL)
-	cfg.Seed = 10
-	c, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	same := true
-	for k, xc := range sequences(c.Records) {
-		xa := sa[k]
-		for i := range min(len(xa), len(xc), 5) {
-			same = same && xa[i] == xc[i]
+		// A different seed changes the sequences.
+		cfg.Target, cfg.Seed = fast.URL, 10
+		c, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := true
+		for k, xc := range sequences(c.Records) {
+			xa := sa[k]
+			for i := range min(len(xa), len(xc), 5) {
+				same = same && xa[i] == xc[i]
+			}
+		}
+		if same {
+			t.Error("seed 10 drew the same functions as seed 9")
 		}
 	}
-	if same {
-		t.Error("seed 10 drew the same functions as seed 9")
+}
+
+// checkScriptSequences checks that each VU id of a per-VU run sent what
+// the transliterated script sends given as many requests per stage. A VU
+// whose stage ended during its last request draws no think time after it;
+// the records do not say which, so every combination is tried.
+func checkScriptSequences(t *testing.T, cfg Config, seqs map[[2]int][]string) {
+	t.Helper()
+	type part struct {
+		stage int
+		fns   []string
+	}
+	byID := map[int][]part{}
+	for s, ids := range vuIDs(cfg.Stages) {
+		for v, id := range ids {
+			byID[id] = append(byID[id], part{s, seqs[[2]int{s, v}]})
+		}
+	}
+	for id, parts := range byID {
+		ok := false
+		for mask := 0; mask < 1<<len(parts) && !ok; mask++ {
+			ref := refInit(cfg.Seed, id, 5)
+			ok = true
+			for i, p := range parts {
+				for j, fn := range p.fns {
+					ok = ok && ref.request() == fn
+					if j < len(p.fns)-1 || mask&(1<<i) != 0 {
+						ref.sleep()
+					}
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("VU id %d sent %v, not what the script's VU %d sends", id, parts, id)
+		}
 	}
 }
 
@@ -283,6 +336,7 @@ func TestConfigValidation(t *testing.T) {
 		"bad stage":    {Target: "http://127.0.0.1:1", Stages: []Stage{{VUs: 0, Duration: time.Second}}},
 		"think":        {Target: "http://127.0.0.1:1", ThinkMin: 2 * time.Second, ThinkMax: time.Second},
 		"copies":       {Target: "http://127.0.0.1:1", Copies: 60},
+		"mix":          {Target: "http://127.0.0.1:1", MixMode: "zipf"},
 		"time scale":   {Target: "http://127.0.0.1:1", TimeScale: -1},
 		"neg. timeout": {Target: "http://127.0.0.1:1", RequestTimeout: -1},
 	} {
@@ -292,7 +346,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 	c, err := Config{Target: "http://127.0.0.1:1"}.withDefaults()
 	if err != nil || len(c.Stages) != 3 || c.Stages[2] != (Stage{100, 100 * time.Second}) || c.ThinkMin != 100*time.Millisecond ||
-		c.ThinkMax != time.Second || c.Copies != 5 || c.TimeScale != 1 || c.RequestTimeout != 90*time.Second {
+		c.ThinkMax != time.Second || c.Copies != 5 || c.TimeScale != 1 || c.RequestTimeout != 90*time.Second || c.MixMode != MixPerVU {
 		t.Errorf("defaults %+v %v", c, err)
 	}
 	c, _ = Config{Target: "http://127.0.0.1:1", ThinkMax: -1}.withDefaults()
@@ -309,12 +363,15 @@ func TestFlagsAndStages(t *testing.T) {
 	if f := fs.Lookup("stages"); f == nil || f.DefValue != "20:1m40s,50:1m40s,100:1m40s" {
 		t.Fatalf("stages flag %+v", f)
 	}
-	err := fs.Parse([]string{"--target", "http://127.0.0.1:9020", "--stages", "5:10s, 7:1m", "--seed", "3", "--time-scale", "0.1"})
+	if f := fs.Lookup("mix"); f == nil || f.DefValue != MixPerVU {
+		t.Fatalf("mix flag %+v", f)
+	}
+	err := fs.Parse([]string{"--target", "http://127.0.0.1:9020", "--stages", "5:10s, 7:1m", "--seed", "3", "--time-scale", "0.1", "--mix", "shared"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Target != "http://127.0.0.1:9020" || len(cfg.Stages) != 2 || cfg.Stages[1] != (Stage{7, time.Minute}) ||
-		cfg.Seed != 3 || cfg.TimeScale != 0.1 || cfg.Copies != 5 {
+		cfg.Seed != 3 || cfg.TimeScale != 0.1 || cfg.Copies != 5 || cfg.MixMode != MixShared {
 		t.Errorf("parsed %+v", cfg)
 	}
 	for _, bad := range []string{"", "5", "x:1s", "0:1s", "5:0s", "5:-1s", "5:1s,"} {
