@@ -1,22 +1,47 @@
 // Package eval reproduces the evaluation of the Hiku paper (CCGrid 2025) on
-// fresh clusters, one per policy, and reports the policies side by side.
+// fresh simulated clusters and reports the contenders side by side, per
+// scenario, over several seeds.
 //
-// For each policy, Run asks a Starter for a fresh cluster (the dev cluster
-// of package cluster in `pullsched eval`: an embedded broker and 5 workersim
-// workers modelling the paper's m5.xlarge, 4 cores, 16 GiB, 512 MiB
-// sandboxes), drives the loadgen workload against it with the same seed,
-// and stops it. It then prints a table (policy × metrics) with the relative
-// differences to pull, and writes into Config.Out:
+// A contender is a policy with the in-flight capacity each worker's bridge
+// advertises ("pull@unlimited", "pull@auto", "chbl@16", or "pull" with the
+// default capacity; see ParseContender). A scenario is the workers' sandbox
+// memory (16g, paper, 4g; see Scenarios). For every scenario, seed and
+// contender, in that order, Run asks a Starter for a fresh cluster (the dev
+// cluster of package cluster in `pullsched eval`: an embedded broker and 5
+// workersim workers modelling the paper's m5.xlarge, 4 cores, 512 MiB
+// sandboxes), drives the loadgen workload against it with that seed (every
+// contender of a scenario and seed gets the same workload), and stops it.
 //
-//   - report.md: settings, both tables, per-stage figures, the plots;
-//   - report.json: {"policies": [{"policy", "requests", "mean_latency_ms",
-//     "p50_latency_ms", "p99_latency_ms", "rps", "cold_start_rate",
-//     "load_cv", "errors"}, ...]}, rates as fractions, latencies in ms of
-//     model time;
-//   - loadgen-<policy>.json: each run's full loadgen summary;
-//   - latency-cdf.png: the latency CDF of every policy;
-//   - worker-load.png: each policy's share of requests per worker, workers
-//     ranked from busiest.
+// The baseline of the relative figures is the first pull contender (pull
+// with unlimited capacity if there is one), else the first. The ideal of a
+// scenario and seed is the latency the baseline's requests would have had
+// if each ran warm on an otherwise idle core (see Ideal); "gap closed" is
+// the share of the baseline's distance to it a contender closes (see
+// GapClosed).
+//
+// Run prints, per scenario, a table of every contender's figures over the
+// seeds (mean ± sample standard deviation), with the ideal row, and writes
+// into Config.Out:
+//
+//   - report.md: settings, and per scenario that table, every run's
+//     figures, per-stage figures and the plots;
+//   - report.json: {"rows": [...], "summary": [...]}: a row per run
+//     (Row: "scenario", "memory_mb", "seed", "policy" (the contender's
+//     label), "capacity", "requests", "mean_latency_ms", "p50_latency_ms",
+//     "p99_latency_ms", "rps", "cold_start_rate", "load_cv", "errors",
+//     "ideal_mean_latency_ms", "ideal_p50_latency_ms",
+//     "ideal_p99_latency_ms"), and per scenario and contender the figures
+//     over the seeds (Summary: "scenario", "memory_mb", "policy",
+//     "capacity", "baseline", "seeds", and each figure as {"mean", "sd",
+//     "min", "max", "n"}, with "mean_latency_vs_baseline",
+//     "cold_start_rate_vs_baseline" and "gap_closed"); rates and relative
+//     differences as fractions, latencies in ms of model time;
+//   - loadgen-<scenario>-s<seed>-<contender>.json: each run's full loadgen
+//     summary;
+//   - latency-cdf-<scenario>.png: the latency CDF of every contender, and
+//     the ideal one, for the scenario's first seed;
+//   - worker-load-<scenario>.png: each contender's share of requests per
+//     worker, workers ranked from busiest, averaged over the seeds.
 package eval
 
 import (
@@ -27,23 +52,45 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pullsched/pullsched/loadgen"
 )
 
-// Starter starts a fresh cluster running policy, its simulated workers
-// executing at timeScale (wall time per model time), and returns the base
-// URL of its controller and a function that stops it and waits for it.
-type Starter func(ctx context.Context, policy string, timeScale float64) (target string, stop func() error, err error)
+// RunSpec is what one run asks of its cluster.
+type RunSpec struct {
+	// Policy is the scheduler's policy, e.g. "pull".
+	Policy string
+	// Capacity is the in-flight capacity each worker's bridge advertises:
+	// CapacityUnlimited (-1), CapacityAuto (0: the bridge's default) or a
+	// positive number of calls.
+	Capacity int
+	// TimeScale is the wall time per model time the simulated workers run
+	// at.
+	TimeScale float64
+	// MemoryMB is each simulated worker's sandbox memory, from the
+	// scenario.
+	MemoryMB int
+	// Seed is the workload's seed for this run (the same for every
+	// contender of a scenario and seed); a starter may seed the cluster
+	// with it.
+	Seed int64
+}
 
-// DefaultPolicies are the policies compared by default, the baseline first.
+// Starter starts a fresh cluster as spec says and returns the base URL of
+// its controller and a function that stops it and waits for it.
+type Starter func(ctx context.Context, spec RunSpec) (target string, stop func() error, err error)
+
+// DefaultPolicies are the contenders compared by default, the baseline
+// first.
 func DefaultPolicies() []string { return []string{"pull", "chbl", "leastconn", "random"} }
 
 // Quick settings: a time-scaled run of three 20/50/100-VU stages of 20 s of
 // model time each (2 s of wall time each at scale 0.1), which drives a few
-// thousand requests per policy and finishes the four default policies in
-// well under a minute.
+// thousand requests per run and finishes the four default policies in well
+// under a minute per scenario and seed.
 const (
 	QuickTimeScale = 0.1
 	QuickStageTime = 20 * time.Second
@@ -57,10 +104,18 @@ func QuickStages() []loadgen.Stage {
 // Config configures an evaluation. The zero value of every field selects
 // its default.
 type Config struct {
-	// Policies are evaluated in order; the first named "pull" (else the
-	// first) is the baseline of the relative differences. Default:
-	// DefaultPolicies.
+	// Policies are the contenders, "policy[@unlimited|@auto|@N]" (see
+	// ParseContender), evaluated in order. Default: DefaultPolicies.
 	Policies []string
+	// Capacity is the capacity of contenders without a suffix:
+	// CapacityUnlimited (-1), CapacityAuto (0) or N. Default 0 (auto).
+	Capacity int
+	// Scenarios names the scenarios (see Scenarios and ScenarioByName), run
+	// in order. Default: all of Scenarios. Exclusive with MemoryMB.
+	Scenarios []string
+	// MemoryMB, when positive, replaces the scenarios by the one scenario
+	// "custom-<MemoryMB>". Default 0.
+	MemoryMB int
 	// Quick selects the quick settings (QuickTimeScale, QuickStages) for
 	// TimeScale and Stages when they are zero. Default false.
 	Quick bool
@@ -70,7 +125,10 @@ type Config struct {
 	// Stages of the workload, in model time. Default: loadgen's 20, 50 and
 	// 100 VUs for 100 s each (QuickStages when Quick).
 	Stages []loadgen.Stage
-	// Seed seeds the workload; every policy gets the same. Default 0.
+	// Seeds are the workload seeds, each run in every scenario, distinct.
+	// Default: Seed alone.
+	Seeds []int64
+	// Seed is the workload seed when Seeds is empty. Default 0.
 	Seed int64
 	// Copies of each FunctionBench function. Default 5 (40 functions).
 	Copies int
@@ -83,16 +141,24 @@ type Config struct {
 	// Default "eval-out". "-" writes no files.
 	Out string
 	// Progress receives progress (loadgen's bar or lines, and a line per
-	// policy). Default nil: none.
+	// run). Default nil: none.
 	Progress io.Writer
-	// Output receives the side-by-side table. Default nil: none.
+	// Output receives the tables. Default nil: none.
 	Output io.Writer
 }
 
 // ErrConfig is wrapped by every configuration error Run returns.
 var ErrConfig = errors.New("eval: invalid config")
 
-func (cfg Config) withDefaults() (Config, error) {
+// plan is what a Config resolves to.
+type plan struct {
+	contenders []Contender
+	scenarios  []Scenario
+	seeds      []int64
+}
+
+func (cfg Config) withDefaults() (Config, plan, error) {
+	var p plan
 	if len(cfg.Policies) == 0 {
 		cfg.Policies = DefaultPolicies()
 	}
@@ -111,22 +177,39 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Out == "" {
 		cfg.Out = "eval-out"
 	}
-	seen := map[string]bool{}
-	for _, p := range cfg.Policies {
-		if p == "" || seen[p] {
-			return cfg, fmt.Errorf("%w: policy %q empty or repeated", ErrConfig, p)
-		}
-		seen[p] = true
+	if len(cfg.Seeds) == 0 {
+		cfg.Seeds = []int64{cfg.Seed}
 	}
 	if !(cfg.TimeScale > 0) {
-		return cfg, fmt.Errorf("%w: time scale %v <= 0", ErrConfig, cfg.TimeScale)
+		return cfg, p, fmt.Errorf("%w: time scale %v <= 0", ErrConfig, cfg.TimeScale)
 	}
-	return cfg, nil
+	var err error
+	if p.contenders, err = ParseContenders(cfg.Policies, cfg.Capacity); err != nil {
+		return cfg, p, err
+	}
+	if p.scenarios, err = selectScenarios(cfg.Scenarios, cfg.MemoryMB); err != nil {
+		return cfg, p, err
+	}
+	seen := map[int64]bool{}
+	for _, s := range cfg.Seeds {
+		if seen[s] {
+			return cfg, p, fmt.Errorf("%w: seed %d repeated", ErrConfig, s)
+		}
+		seen[s] = true
+	}
+	p.seeds = cfg.Seeds
+	return cfg, p, nil
 }
 
-// Result is one policy's headline figures, as report.json holds them.
-type Result struct {
-	Policy        string  `json:"policy"`
+// Row is one run's figures, as report.json's "rows" holds them.
+type Row struct {
+	Scenario string `json:"scenario"`
+	MemoryMB int    `json:"memory_mb"`
+	Seed     int64  `json:"seed"`
+	// Policy is the contender's label, e.g. "pull@unlimited".
+	Policy   string `json:"policy"`
+	Capacity int    `json:"capacity"`
+
 	Requests      int     `json:"requests"`
 	MeanLatencyMS float64 `json:"mean_latency_ms"`
 	P50LatencyMS  float64 `json:"p50_latency_ms"`
@@ -135,59 +218,86 @@ type Result struct {
 	ColdStartRate float64 `json:"cold_start_rate"`
 	LoadCV        float64 `json:"load_cv"`
 	Errors        int     `json:"errors"`
+
+	// IdealMeanLatencyMS, IdealP50LatencyMS and IdealP99LatencyMS are the
+	// ideal latencies of the requests the baseline sent in this scenario
+	// and seed (see Ideal); 0 when the baseline did not run.
+	IdealMeanLatencyMS float64 `json:"ideal_mean_latency_ms"`
+	IdealP50LatencyMS  float64 `json:"ideal_p50_latency_ms"`
+	IdealP99LatencyMS  float64 `json:"ideal_p99_latency_ms"`
 }
 
 // Report is the outcome of an evaluation.
 type Report struct {
-	// Policies holds the headline figures, in the order run.
-	Policies []Result `json:"policies"`
-	// Runs holds each policy's full loadgen report, in the same order.
+	// Rows holds each run's figures, in the order run: by scenario, then
+	// seed, then contender.
+	Rows []Row `json:"rows"`
+	// Summary holds each scenario's contenders' figures over the seeds, by
+	// scenario, then contender.
+	Summary []Summary `json:"summary"`
+	// Runs holds each run's full loadgen report, parallel to Rows.
 	Runs []*loadgen.Report `json:"-"`
+	// Contenders, Scenarios and Seeds are what ran (not in report.json).
+	Contenders []Contender `json:"-"`
+	Scenarios  []Scenario  `json:"-"`
+	Seeds      []int64     `json:"-"`
 	// Settings are the effective settings (not in report.json).
 	Settings Config `json:"-"`
 }
 
-// Baseline returns the index of the baseline policy: "pull" if present,
-// else 0.
-func (r *Report) Baseline() int {
-	for i, p := range r.Policies {
-		if p.Policy == "pull" {
-			return i
-		}
+// Baseline returns the label of the baseline contender: the first pull
+// with unlimited capacity, else the first pull, else the first; "" with no
+// contenders.
+func (r *Report) Baseline() string {
+	if len(r.Contenders) == 0 {
+		return ""
 	}
-	return 0
+	return r.Contenders[baseline(r.Contenders)].Label
 }
 
-// Run evaluates every policy of cfg on a fresh cluster from start, then
-// prints and writes the report. Each cluster is stopped before the next
-// starts, also on error.
+// Run evaluates every contender of cfg in every scenario with every seed,
+// each on a fresh cluster from start, then prints and writes the report.
+// Each cluster is stopped before the next starts, also on error; on error
+// the report holds the runs done.
 func Run(ctx context.Context, cfg Config, start Starter) (*Report, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, p, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if start == nil {
 		return nil, fmt.Errorf("%w: no starter", ErrConfig)
 	}
-	rep := &Report{Settings: cfg}
-	for i, pol := range cfg.Policies {
-		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "[%d/%d] %s: starting a fresh cluster (time scale %g)\n", i+1, len(cfg.Policies), pol, cfg.TimeScale)
+	rep := &Report{Settings: cfg, Contenders: p.contenders, Scenarios: p.scenarios, Seeds: p.seeds}
+	n, k := len(p.scenarios)*len(p.seeds)*len(p.contenders), 0
+	for _, sc := range p.scenarios {
+		for _, seed := range p.seeds {
+			for _, c := range p.contenders {
+				k++
+				spec := RunSpec{Policy: c.Policy, Capacity: c.Capacity, TimeScale: cfg.TimeScale, MemoryMB: sc.MemoryMB, Seed: seed}
+				name := fmt.Sprintf("[%d/%d] scenario=%s seed=%d %s", k, n, sc.Name, seed, c.Label)
+				if cfg.Progress != nil {
+					fmt.Fprintf(cfg.Progress, "%s: starting a fresh cluster (%d MB per worker, capacity %s, time scale %g)\n",
+						name, sc.MemoryMB, CapacityString(c.Capacity), cfg.TimeScale)
+				}
+				run, err := runOne(ctx, cfg, spec, c.Label, start)
+				if err != nil {
+					rep.finish()
+					return rep, err
+				}
+				if cfg.Progress != nil {
+					fmt.Fprintf(cfg.Progress, "%s: %s\n", name, run)
+				}
+				o := run.Overall
+				rep.Runs = append(rep.Runs, run)
+				rep.Rows = append(rep.Rows, Row{
+					Scenario: sc.Name, MemoryMB: sc.MemoryMB, Seed: seed, Policy: c.Label, Capacity: c.Capacity,
+					Requests: o.Requests, MeanLatencyMS: o.MeanMS, P50LatencyMS: o.P50MS, P99LatencyMS: o.P99MS,
+					RPS: o.RPS, ColdStartRate: o.ColdStartRate, LoadCV: o.LoadCV, Errors: o.Errors,
+				})
+			}
 		}
-		run, err := runOne(ctx, cfg, pol, start)
-		if err != nil {
-			return rep, err
-		}
-		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "[%d/%d] %s: %s\n", i+1, len(cfg.Policies), pol, run)
-		}
-		o := run.Overall
-		rep.Runs = append(rep.Runs, run)
-		rep.Policies = append(rep.Policies, Result{
-			Policy: pol, Requests: o.Requests, MeanLatencyMS: o.MeanMS, P50LatencyMS: o.P50MS, P99LatencyMS: o.P99MS,
-			RPS: o.RPS, ColdStartRate: o.ColdStartRate, LoadCV: o.LoadCV, Errors: o.Errors,
-		})
 	}
+	rep.finish()
 	if cfg.Output != nil {
 		if err := WriteTable(cfg.Output, rep); err != nil {
 			return rep, fmt.Errorf("eval: table: %w", err)
@@ -201,29 +311,31 @@ func Run(ctx context.Context, cfg Config, start Starter) (*Report, error) {
 	return rep, nil
 }
 
-// runOne starts a cluster for pol, drives the workload and stops it.
-func runOne(ctx context.Context, cfg Config, pol string, start Starter) (rep *loadgen.Report, err error) {
-	target, stop, err := start(ctx, pol, cfg.TimeScale)
+// runOne starts a cluster for spec, drives the workload and stops it.
+func runOne(ctx context.Context, cfg Config, spec RunSpec, label string, start Starter) (rep *loadgen.Report, err error) {
+	target, stop, err := start(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("eval: start %s cluster: %w", pol, err)
+		return nil, fmt.Errorf("eval: start %s cluster: %w", label, err)
 	}
 	defer func() {
 		if serr := stop(); serr != nil {
-			err = errors.Join(err, fmt.Errorf("eval: stop %s cluster: %w", pol, serr))
+			err = errors.Join(err, fmt.Errorf("eval: stop %s cluster: %w", label, serr))
 		}
 	}()
 	rep, err = loadgen.Run(ctx, loadgen.Config{
 		Target: target, Stages: cfg.Stages, ThinkMin: cfg.ThinkMin, ThinkMax: cfg.ThinkMax, Copies: cfg.Copies,
-		Seed: cfg.Seed, TimeScale: cfg.TimeScale, RequestTimeout: cfg.RequestTimeout, Progress: cfg.Progress,
+		Seed: spec.Seed, TimeScale: cfg.TimeScale, RequestTimeout: cfg.RequestTimeout, Progress: cfg.Progress,
 	})
 	if err != nil {
-		return rep, fmt.Errorf("eval: %s: %w", pol, err)
+		return rep, fmt.Errorf("eval: %s: %w", label, err)
 	}
 	return rep, nil
 }
 
-// WriteFiles writes report.md, report.json, loadgen-<policy>.json,
-// latency-cdf.png and worker-load.png into dir, creating it if needed.
+// WriteFiles writes report.md, report.json, and per run
+// loadgen-<scenario>-s<seed>-<contender>.json, per scenario
+// latency-cdf-<scenario>.png and worker-load-<scenario>.png into dir,
+// creating it if needed.
 func (r *Report) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("eval: %w", err)
@@ -240,16 +352,17 @@ func (r *Report) WriteFiles(dir string) error {
 		if err != nil {
 			return fmt.Errorf("eval: loadgen summary: %w", err)
 		}
-		name := fmt.Sprintf("loadgen-%s.json", safeName(r.Policies[i].Policy))
-		if err := os.WriteFile(filepath.Join(dir, name), append(js, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, runFileName(r.Rows[i])), append(js, '\n'), 0o644); err != nil {
 			return fmt.Errorf("eval: %w", err)
 		}
 	}
-	if err := plotLatencyCDF(r, filepath.Join(dir, "latency-cdf.png")); err != nil {
-		return err
-	}
-	if err := plotWorkerLoad(r, filepath.Join(dir, "worker-load.png")); err != nil {
-		return err
+	for _, sc := range r.Scenarios {
+		if err := plotLatencyCDF(r, sc, filepath.Join(dir, cdfFileName(sc))); err != nil {
+			return err
+		}
+		if err := plotWorkerLoad(r, sc, filepath.Join(dir, loadFileName(sc))); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {
 		return fmt.Errorf("eval: %w", err)
@@ -257,14 +370,20 @@ func (r *Report) WriteFiles(dir string) error {
 	return nil
 }
 
-// safeName keeps letters, digits, '-' and '_' of a policy name for a file
-// name.
+func runFileName(row Row) string {
+	return fmt.Sprintf("loadgen-%s-s%s-%s.json", safeName(row.Scenario), strconv.FormatInt(row.Seed, 10), safeName(row.Policy))
+}
+
+func cdfFileName(sc Scenario) string  { return "latency-cdf-" + safeName(sc.Name) + ".png" }
+func loadFileName(sc Scenario) string { return "worker-load-" + safeName(sc.Name) + ".png" }
+
+// safeName keeps letters, digits, '-' and '_' of a name for a file name;
+// anything else becomes '_'.
 func safeName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			b[i] = '_'
+	return strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			return c
 		}
-	}
-	return string(b)
+		return '_'
+	}, s)
 }

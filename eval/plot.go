@@ -11,12 +11,19 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/pullsched/pullsched/loadgen"
 )
 
-// plotLatencyCDF draws every policy's latency CDF, latency on a log axis.
-func plotLatencyCDF(r *Report, path string) error {
+// plotLatencyCDF draws the latency CDF of every contender in scenario sc
+// for its first seed, and the ideal one (of the baseline's requests),
+// latency on a log axis.
+func plotLatencyCDF(r *Report, sc Scenario, path string) error {
 	p := plot.New()
 	p.Title.Text = "Latency CDF (model time)"
+	if len(r.Seeds) > 0 {
+		p.Title.Text = fmt.Sprintf("Latency CDF, scenario %s, seed %d (model time)", sc.Name, r.Seeds[0])
+	}
 	p.X.Label.Text = "latency (ms, log scale)"
 	p.Y.Label.Text = "fraction of successful requests"
 	p.X.Scale = plot.LogScale{}
@@ -26,12 +33,12 @@ func plotLatencyCDF(r *Report, path string) error {
 	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	drawn := 0
-	for i, run := range r.Runs {
-		if len(run.CDF) == 0 {
-			continue
+	add := func(label string, cdf []loadgen.CDFPoint, i int, style func(*plotter.Line)) error {
+		if len(cdf) == 0 {
+			return nil
 		}
-		pts := make(plotter.XYs, 0, len(run.CDF))
-		for _, c := range run.CDF {
+		pts := make(plotter.XYs, 0, len(cdf))
+		for _, c := range cdf {
 			pts = append(pts, plotter.XY{X: math.Max(c.LatencyMS, 0.01), Y: c.Fraction})
 		}
 		line, err := plotter.NewLine(pts)
@@ -41,9 +48,33 @@ func plotLatencyCDF(r *Report, path string) error {
 		line.Color = plotutil.Color(i)
 		line.Dashes = plotutil.Dashes(i)
 		line.Width = vg.Points(1.5)
+		if style != nil {
+			style(line)
+		}
 		p.Add(line)
-		p.Legend.Add(r.Policies[i].Policy, line)
+		p.Legend.Add(label, line)
 		drawn++
+		return nil
+	}
+	if len(r.Seeds) > 0 {
+		idx := r.index()
+		for i, c := range r.Contenders {
+			if j, ok := idx[runKey{sc.Name, r.Seeds[0], c.Label}]; ok {
+				if err := add(c.Label, r.Runs[j].CDF, i, nil); err != nil {
+					return err
+				}
+			}
+		}
+		if j, ok := idx[runKey{sc.Name, r.Seeds[0], r.Baseline()}]; ok {
+			ideal := loadgen.CDF(IdealLatencies(r.Runs[j]), 200)
+			err := add("ideal", ideal, 0, func(l *plotter.Line) {
+				l.Color = color.Gray{Y: 100}
+				l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
 	if drawn == 0 {
 		// A log axis needs a positive range even with nothing to draw.
@@ -55,32 +86,64 @@ func plotLatencyCDF(r *Report, path string) error {
 	return nil
 }
 
-// plotWorkerLoad draws, for every policy, each worker's share of the
-// successful requests, workers ranked from busiest (worker ids differ
-// between clusters, ranks compare).
-func plotWorkerLoad(r *Report, path string) error {
+// rankedShares returns each worker's share of run's successful requests in
+// percent, busiest first.
+func rankedShares(run *loadgen.Report) []float64 {
+	counts := make([]float64, 0, len(run.Overall.Workers))
+	var total float64
+	for _, c := range run.Overall.Workers {
+		counts = append(counts, float64(c))
+		total += float64(c)
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(counts)))
+	for j := range counts {
+		counts[j] = 100 * counts[j] / total
+	}
+	return counts
+}
+
+// meanShares averages ranked shares rank by rank; a run with fewer workers
+// counts 0 for the ranks it lacks.
+func meanShares(shares [][]float64) []float64 {
+	n := 0
+	for _, s := range shares {
+		n = max(n, len(s))
+	}
+	out := make([]float64, n)
+	for _, s := range shares {
+		for j, v := range s {
+			out[j] += v / float64(len(shares))
+		}
+	}
+	return out
+}
+
+// plotWorkerLoad draws, for every contender in scenario sc, each worker's
+// share of the successful requests, workers ranked from busiest (worker ids
+// differ between clusters, ranks compare), averaged over the seeds.
+func plotWorkerLoad(r *Report, sc Scenario, path string) error {
 	p := plot.New()
-	p.Title.Text = "Share of requests per worker (ranked, busiest first)"
+	p.Title.Text = fmt.Sprintf("Share of requests per worker, scenario %s (ranked, busiest first; mean over %d seeds)", sc.Name, len(r.Seeds))
+	p.Title.TextStyle.Font.Size = vg.Points(11)
 	p.X.Label.Text = "worker rank"
 	p.Y.Label.Text = "share of requests (%)"
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
-	n := len(r.Runs)
+	idx := r.index()
+	n := len(r.Contenders)
 	maxWorkers := 0
 	w := vg.Points(max(4, 40/float64(max(n, 1))))
-	for i, run := range r.Runs {
-		counts := make([]float64, 0, len(run.Overall.Workers))
-		var total float64
-		for _, c := range run.Overall.Workers {
-			counts = append(counts, float64(c))
-			total += float64(c)
+	for i, c := range r.Contenders {
+		var shares [][]float64
+		for _, seed := range r.Seeds {
+			if j, ok := idx[runKey{sc.Name, seed, c.Label}]; ok {
+				if s := rankedShares(r.Runs[j]); len(s) > 0 {
+					shares = append(shares, s)
+				}
+			}
 		}
-		sort.Sort(sort.Reverse(sort.Float64Slice(counts)))
-		maxWorkers = max(maxWorkers, len(counts))
-		vals := make(plotter.Values, len(counts))
-		for j, c := range counts {
-			vals[j] = 100 * c / total
-		}
+		vals := plotter.Values(meanShares(shares))
+		maxWorkers = max(maxWorkers, len(vals))
 		if len(vals) == 0 {
 			continue
 		}
@@ -92,16 +155,14 @@ func plotWorkerLoad(r *Report, path string) error {
 		bars.LineStyle.Width = 0
 		bars.Offset = w * vg.Length(float64(i)-float64(n-1)/2)
 		p.Add(bars)
-		p.Legend.Add(r.Policies[i].Policy, bars)
-	}
-	names := make([]string, maxWorkers)
-	for j := range names {
-		names[j] = fmt.Sprint(j + 1)
+		p.Legend.Add(c.Label, bars)
 	}
 	if maxWorkers > 0 {
+		names := make([]string, maxWorkers)
+		for j := range names {
+			names[j] = fmt.Sprint(j + 1)
+		}
 		p.NominalX(names...)
-	}
-	if maxWorkers > 0 {
 		// An even share, for reference.
 		even := 100 / float64(maxWorkers)
 		ref, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: even}, {X: float64(maxWorkers) - 0.5, Y: even}})
