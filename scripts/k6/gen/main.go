@@ -1,6 +1,9 @@
-// Command gen writes the function mix of the Hiku workload, as package
-// loadgen draws it, into the k6 script scripts/k6/hiku.js, between its
-// "BEGIN MIX" and "END MIX" lines.
+// Command gen writes the data of the Hiku workload into the k6 script
+// scripts/k6/hiku.js, between its "BEGIN MIX" and "END MIX" lines: the
+// shared mix as package loadgen draws it (MIX, for MIX=shared; its names
+// are the functions of either mode), and the Azure 2021 invocation counts
+// in the trace's hashed-id order (COUNTS_BY_ID), which each VU samples from
+// in per-VU mode.
 //
 //	go run ./scripts/k6/gen            # rewrite scripts/k6/hiku.js (seed 0, 5 copies)
 //	go run ./scripts/k6/gen -check     # fail if it is out of date
@@ -16,6 +19,7 @@ import (
 	"strconv"
 
 	"github.com/pullsched/pullsched/loadgen"
+	"github.com/pullsched/pullsched/workload"
 )
 
 const (
@@ -72,6 +76,23 @@ func mixBlock(seed int64, copies int) ([]byte, error) {
 			f.Name, f.Count, strconv.FormatFloat(f.Weight, 'g', -1, 64), f.Payload)
 	}
 	b.WriteString("];\n")
+	counts := workload.AzureCountsByID()
+	if counts == nil {
+		return nil, fmt.Errorf("workload figures: %w", workload.Err())
+	}
+	fmt.Fprintf(&b, "const TOTAL_INVOCATIONS = %d;\n", workload.AzureTotalInvocations)
+	b.WriteString("const COUNTS_BY_ID = [")
+	line := 0
+	for i, n := range counts {
+		s := strconv.FormatInt(n, 10) + ","
+		if i == 0 || line+1+len(s) > 78 {
+			b.WriteString("\n ")
+			line = 1
+		}
+		b.WriteString(" " + s)
+		line += 1 + len(s)
+	}
+	b.WriteString("\n];\n")
 	b.WriteString(endMarker + "\n")
 	return b.Bytes(), nil
 }
