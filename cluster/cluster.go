@@ -43,8 +43,8 @@ type Config struct {
 	Pending string
 	// Workers is the number of simulated workers. Default 5.
 	Workers int
-	// WorkerCapacity is the concurrent calls each bridge makes to its
-	// worker, and what it advertises. Default 0: the bridge's default.
+	// WorkerCapacity is the in-flight limit each bridge advertises (see
+	// invokerbridge.Config.Capacity). Default 0: none.
 	WorkerCapacity int
 	// Sim is the template of every simulated worker (cores, memory,
 	// sandbox size, time scale...); Name, Advertise, NotifyURL and Seed are

@@ -48,7 +48,7 @@ func TestSidecarCallsWorker(t *testing.T) {
 	}
 
 	reg := e.rec.worker(id, "active and healthy", func(w *topics.Worker) bool { return w.State == topics.WorkerActive && w.Healthy })
-	if reg.Source != topics.SourceSidecar || reg.Bridge != "bridge-test" || reg.Capacity != 16 || reg.URL != s.srv.URL {
+	if reg.Source != topics.SourceSidecar || reg.Bridge != "bridge-test" || reg.Capacity != 0 || reg.URL != s.srv.URL {
 		t.Errorf("registration %+v", reg)
 	}
 
@@ -318,9 +318,11 @@ func TestBoundedConcurrency(t *testing.T) {
 	id := b.cfg.WorkerID
 	var ids []string
 	for range 10 {
-		ids = append(ids, e.assign(id, "f", nil).ID)
+		ids = append(ids, e.assign(id, "f", func(a *topics.Assignment) { a.Scheduler = "sched-a" }).ID)
 	}
-	e.rec.worker(id, "3 in flight", func(w *topics.Worker) bool { return w.InFlight == 3 })
+	e.rec.worker(id, "3 in flight, all placed by sched-a", func(w *topics.Worker) bool {
+		return w.InFlight == 3 && w.Capacity == 3 && len(w.InFlightBy) == 1 && w.InFlightBy["sched-a"] == 3
+	})
 	if p := peak.Load(); p != 3 {
 		t.Errorf("peak concurrency %d before release, want 3", p)
 	}
@@ -436,7 +438,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad url", func(c *Config) { c.WorkerURL = "ftp://x" }},
 		{"pool with url", func(c *Config) { c.Pool = true }},
 		{"bad worker id", func(c *Config) { c.WorkerID = "a/b" }},
-		{"negative capacity", func(c *Config) { c.Capacity = -1 }},
+		{"capacity below unlimited", func(c *Config) { c.Capacity = -2 }},
 		{"bad advertise", func(c *Config) { c.Advertise = "nohost" }},
 		{"tiny heartbeat", func(c *Config) { c.HeartbeatInterval = time.Millisecond }},
 		{"bad prefix", func(c *Config) { c.Topics.Prefix = "a/b" }},
@@ -451,7 +453,7 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.cfg.WorkerID != "127.0.0.1-5000" || b.cfg.Advertise != "127.0.0.1:5000" || b.cfg.Capacity != 16 ||
+	if b.cfg.WorkerID != "127.0.0.1-5000" || b.cfg.Advertise != "127.0.0.1:5000" || b.cfg.Capacity != 0 ||
 		b.cfg.DedupeSize != 100000 || b.Addr() != "" || !strings.HasPrefix(b.cfg.ID, "invoker-") {
 		t.Errorf("defaults: %+v", b.cfg)
 	}

@@ -50,7 +50,7 @@ func TestPoolFollowsAdminWorkers(t *testing.T) {
 	hb := e.rec.worker(id1, "served by the pool", func(w *topics.Worker) bool {
 		return w.Bridge == "pool-test" && w.State == topics.WorkerActive && w.Healthy
 	})
-	if hb.Source != topics.SourceAdmin || hb.URL != s1.srv.URL || hb.Capacity != 16 {
+	if hb.Source != topics.SourceAdmin || hb.URL != s1.srv.URL || hb.Capacity != 0 {
 		t.Errorf("heartbeat %+v", hb)
 	}
 	a := e.assign(id1, "gzip_compression", nil)

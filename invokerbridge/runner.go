@@ -34,6 +34,9 @@ type runner struct {
 	slots    chan struct{} // one token per running call
 	inflight atomic.Int64
 
+	byMu sync.Mutex
+	by   map[string]int // calls in flight by the scheduler that placed them
+
 	mu       sync.Mutex
 	stopping bool          // no new calls start
 	quit     chan struct{} // closed when stopping
@@ -59,7 +62,7 @@ func newRunner(b *Bridge, w worker) *runner {
 		b:          b,
 		w:          w,
 		log:        b.log.With().Str("worker", w.id).Logger(),
-		slots:      make(chan struct{}, b.cfg.Capacity),
+		slots:      make(chan struct{}, b.cfg.concurrency()),
 		quit:       make(chan struct{}),
 		state:      topics.WorkerActive,
 		final:      topics.WorkerDraining,
@@ -69,6 +72,33 @@ func newRunner(b *Bridge, w worker) *runner {
 		registered: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+}
+
+// countBy adds d to the calls in flight placed by scheduler id.
+func (r *runner) countBy(id string, d int) {
+	r.byMu.Lock()
+	defer r.byMu.Unlock()
+	if r.by == nil {
+		r.by = map[string]int{}
+	}
+	if r.by[id] += d; r.by[id] <= 0 {
+		delete(r.by, id)
+	}
+}
+
+// inflightBy returns a copy of the calls in flight by scheduler, nil when
+// there are none.
+func (r *runner) inflightBy() map[string]int {
+	r.byMu.Lock()
+	defer r.byMu.Unlock()
+	if len(r.by) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(r.by))
+	for id, n := range r.by {
+		out[id] = n
+	}
+	return out
 }
 
 // setFinal sets the state written when the runner stops.
@@ -135,8 +165,8 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 		Decode:         func(_ string, b []byte) (topics.Event, error) { return topics.DecodeAssignment(b) },
 		DLQ:            n.DLQ(),
 		Producer:       r.b.prod,
-		MaxOutstanding: r.b.cfg.Capacity,
-		MaxPollRecords: r.b.cfg.Capacity,
+		MaxOutstanding: r.b.cfg.concurrency(),
+		MaxPollRecords: min(r.b.cfg.concurrency(), 256),
 		SessionTimeout: r.b.cfg.SessionTimeout,
 		Logger:         r.log,
 		Opts:           r.b.cfg.ConsumerOpts,
@@ -221,15 +251,16 @@ func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
 		ctx = context.Background()
 	}
 	rec := &topics.Worker{
-		ID:       r.w.id,
-		URL:      r.w.url,
-		State:    state,
-		Source:   r.w.source,
-		Capacity: r.b.cfg.Capacity,
-		InFlight: int(r.inflight.Load()),
-		Healthy:  healthy,
-		Bridge:   r.b.cfg.ID,
-		At:       time.Now(),
+		ID:         r.w.id,
+		URL:        r.w.url,
+		State:      state,
+		Source:     r.w.source,
+		Capacity:   max(r.b.cfg.Capacity, 0),
+		InFlight:   int(r.inflight.Load()),
+		InFlightBy: r.inflightBy(),
+		Healthy:    healthy,
+		Bridge:     r.b.cfg.ID,
+		At:         time.Now(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, max(r.b.cfg.HeartbeatInterval, 2*time.Second))
 	defer cancel()
@@ -282,11 +313,13 @@ func (r *runner) Handle(_ context.Context, batch []*consumer.Delivery) {
 		r.calls.Add(1)
 		r.mu.Unlock()
 		r.inflight.Add(1)
+		r.countBy(a.Scheduler, 1)
 		r.b.met.inflight.WithLabelValues(r.w.id).Inc()
 		go func() {
 			defer r.calls.Done()
 			defer func() {
 				r.b.met.inflight.WithLabelValues(r.w.id).Dec()
+				r.countBy(a.Scheduler, -1)
 				r.inflight.Add(-1)
 				<-r.slots
 			}()

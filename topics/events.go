@@ -147,15 +147,20 @@ const (
 // Worker is membership and heartbeat of one worker, produced onto the
 // compacted workers topic keyed by worker id.
 type Worker struct {
-	ID       string    `json:"id"`
-	URL      string    `json:"url,omitempty"` // the worker's OpenLambda API base URL
-	State    string    `json:"state"`         // active, draining, removed
-	Source   string    `json:"source,omitempty"`
-	Capacity int       `json:"capacity,omitempty"` // max in-flight, 0 = unlimited
-	InFlight int       `json:"inflight"`
-	Healthy  bool      `json:"healthy"`
-	Bridge   string    `json:"bridge,omitempty"` // id of the invokerbridge serving it, if any
-	At       time.Time `json:"at,omitzero"`      // when this record was written
+	ID       string `json:"id"`
+	URL      string `json:"url,omitempty"` // the worker's OpenLambda API base URL
+	State    string `json:"state"`         // active, draining, removed
+	Source   string `json:"source,omitempty"`
+	Capacity int    `json:"capacity,omitempty"` // max in-flight, 0 = unlimited
+	InFlight int    `json:"inflight"`
+	// InFlightBy splits InFlight by the scheduler replica that placed the
+	// calls (Assignment.Scheduler), so that a replica counts as external
+	// load only what the others placed. Absent from bridges that predate
+	// it; calls with no scheduler id are counted under "".
+	InFlightBy map[string]int `json:"inflight_by,omitempty"`
+	Healthy    bool           `json:"healthy"`
+	Bridge     string         `json:"bridge,omitempty"` // id of the invokerbridge serving it, if any
+	At         time.Time      `json:"at,omitzero"`      // when this record was written
 }
 
 // Kind implements Event.
@@ -328,6 +333,11 @@ func (w *Worker) Validate() error {
 	}
 	if w.InFlight < 0 {
 		return invalid(KindWorker, "inflight", "negative")
+	}
+	for id, n := range w.InFlightBy {
+		if n < 0 {
+			return invalid(KindWorker, "inflight_by", "negative count for scheduler %q", id)
+		}
 	}
 	return nil
 }

@@ -119,6 +119,7 @@ func TestValidateOtherKinds(t *testing.T) {
 		{"worker without state", &Worker{ID: "w"}, ErrMissing},
 		{"worker bad state", &Worker{ID: "w", State: "sleepy"}, ErrInvalid},
 		{"worker bad id", &Worker{ID: "a b", State: WorkerActive}, ErrInvalid},
+		{"worker negative inflight_by", &Worker{ID: "w", State: WorkerActive, InFlightBy: map[string]int{"s1": -1}}, ErrInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,7 +18,7 @@ func setupDev(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	addPolicyFlags(fs, &p)
 	brokerPort := fs.Int("broker-port", 9092, "port of the embedded broker (unless --brokers is given)")
 	workers := fs.Int("num-workers", 5, "simulated OpenLambda workers, each with its invoker bridge")
-	capacity := fs.Int("capacity", 16, "concurrent calls each bridge makes to its worker")
+	capacity := fs.Int("capacity", 0, "in-flight limit each bridge advertises (0: no limit, as Hiku)")
 	token := fs.String("admin-token", "", "admin API bearer token (default: a random one, printed)")
 	var sim workersim.Config
 	fs.IntVar(&sim.Cores, "cores", 4, "simulated CPUs per worker")

@@ -68,7 +68,7 @@ func setupInvoker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.StringVar(&cfg.WorkerID, "worker-id", "", "worker id (default: the URL's host-port, as the admin API names it)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "host:port eviction notices name this worker by (default: the URL's)")
 	fs.BoolVar(&cfg.Pool, "pool", false, "serve every admin-added worker from the workers topic instead of one worker")
-	fs.IntVar(&cfg.Capacity, "capacity", 16, "concurrent calls per worker; also advertised in heartbeats")
+	fs.IntVar(&cfg.Capacity, "capacity", 0, "in-flight limit advertised to the scheduler, and concurrent calls per worker (0: no limit, as Hiku; see docs/EVALUATION.md for what a limit costs)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", time.Second, "how often the worker record is written")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 5*time.Minute, "bound of a call whose assignment has no deadline")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for calls in flight")
