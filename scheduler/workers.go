@@ -112,9 +112,30 @@ func (st *state) evaluate(id string, w *worker, now time.Time) {
 	}
 	w.rot = want
 	if want != rotNone {
-		// Heartbeats count every replica's work; ours is counted exactly.
-		st.pol.ExternalLoad(id, max(w.rec.InFlight-st.pol.InFlight(id), 0))
+		st.pol.ExternalLoad(id, st.external(&w.rec, id))
 	}
+}
+
+// external is the in-flight load on a worker that other scheduler
+// replicas placed. Ours is counted exactly by the policy, so it must not
+// come from the heartbeat: a heartbeat up to an interval old would turn
+// calls we have since seen complete into phantom load. Bridges split their
+// count by scheduler; for one that does not, the best estimate is the
+// total less what we hold now.
+func (st *state) external(rec *topics.Worker, id string) int {
+	if rec.InFlightBy == nil {
+		if rec.InFlight == 0 {
+			return 0
+		}
+		return max(rec.InFlight-st.pol.InFlight(id), 0)
+	}
+	n := 0
+	for sched, k := range rec.InFlightBy {
+		if sched != st.cfg.ID {
+			n += k
+		}
+	}
+	return n
 }
 
 // sweepWorkers takes silent workers out of the rotation and refreshes the
