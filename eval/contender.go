@@ -14,8 +14,9 @@ const (
 	// CapacityUnlimited: each worker's bridge advertises no in-flight limit,
 	// as Hiku's proxy has none.
 	CapacityUnlimited = -1
-	// CapacityAuto: the bridge's own default.
-	CapacityAuto = 0
+	// CapacityDefault: the bridge's own default (no limit since it was
+	// measured to cost latency; see invokerbridge.Config.Capacity).
+	CapacityDefault = 0
 )
 
 // Contender is one entry of the comparison: a policy and the in-flight
@@ -26,13 +27,13 @@ type Contender struct {
 	Label string
 	// Policy is the policy name, e.g. "pull".
 	Policy string
-	// Capacity is CapacityUnlimited (-1), CapacityAuto (0) or a positive
+	// Capacity is CapacityUnlimited (-1), CapacityDefault (0) or a positive
 	// number of calls.
 	Capacity int
 }
 
 // ParseContender parses an entry "policy", "policy@unlimited",
-// "policy@auto" or "policy@N" (N >= 1). An entry without a suffix gets
+// "policy@default" or "policy@N" (N >= 1). An entry without a suffix gets
 // defaultCapacity. The policy must be a known policy name or alias.
 func ParseContender(entry string, defaultCapacity int) (Contender, error) {
 	entry = strings.TrimSpace(entry)
@@ -46,19 +47,19 @@ func ParseContender(entry string, defaultCapacity int) (Contender, error) {
 	}
 	if !hasSuffix {
 		if defaultCapacity < CapacityUnlimited {
-			return c, fmt.Errorf("%w: default capacity %d (want -1 unlimited, 0 auto or N >= 1)", ErrConfig, defaultCapacity)
+			return c, fmt.Errorf("%w: default capacity %d (want -1 unlimited, 0 default or N >= 1)", ErrConfig, defaultCapacity)
 		}
 		return c, nil
 	}
 	switch suffix {
 	case "unlimited":
 		c.Capacity = CapacityUnlimited
-	case "auto":
-		c.Capacity = CapacityAuto
+	case "default":
+		c.Capacity = CapacityDefault
 	default:
 		n, err := strconv.Atoi(suffix)
 		if err != nil || n < 1 {
-			return c, fmt.Errorf("%w: contender %q: capacity %q is not unlimited, auto or a number >= 1", ErrConfig, entry, suffix)
+			return c, fmt.Errorf("%w: contender %q: capacity %q is not unlimited, default or a number >= 1", ErrConfig, entry, suffix)
 		}
 		c.Capacity = n
 	}
@@ -84,13 +85,13 @@ func ParseContenders(entries []string, defaultCapacity int) ([]Contender, error)
 	return out, nil
 }
 
-// CapacityString renders a capacity: "unlimited", "auto" or the number.
+// CapacityString renders a capacity: "unlimited", "default" or the number.
 func CapacityString(c int) string {
 	switch c {
 	case CapacityUnlimited:
 		return "unlimited"
-	case CapacityAuto:
-		return "auto"
+	case CapacityDefault:
+		return "default"
 	}
 	return strconv.Itoa(c)
 }

@@ -3,7 +3,7 @@
 // scenario, over several seeds.
 //
 // A contender is a policy with the in-flight capacity each worker's bridge
-// advertises ("pull@unlimited", "pull@auto", "chbl@16", or "pull" with the
+// advertises ("pull@unlimited", "pull@default", "chbl@16", or "pull" with the
 // default capacity; see ParseContender). A scenario is the workers' sandbox
 // memory (16g, paper, 4g; see Scenarios). For every scenario, seed and
 // contender, in that order, Run asks a Starter for a fresh cluster (the dev
@@ -64,7 +64,7 @@ type RunSpec struct {
 	// Policy is the scheduler's policy, e.g. "pull".
 	Policy string
 	// Capacity is the in-flight capacity each worker's bridge advertises:
-	// CapacityUnlimited (-1), CapacityAuto (0: the bridge's default) or a
+	// CapacityUnlimited (-1), CapacityDefault (0: the bridge's default) or a
 	// positive number of calls.
 	Capacity int
 	// TimeScale is the wall time per model time the simulated workers run
@@ -104,11 +104,11 @@ func QuickStages() []loadgen.Stage {
 // Config configures an evaluation. The zero value of every field selects
 // its default.
 type Config struct {
-	// Policies are the contenders, "policy[@unlimited|@auto|@N]" (see
+	// Policies are the contenders, "policy[@unlimited|@default|@N]" (see
 	// ParseContender), evaluated in order. Default: DefaultPolicies.
 	Policies []string
 	// Capacity is the capacity of contenders without a suffix:
-	// CapacityUnlimited (-1), CapacityAuto (0) or N. Default 0 (auto).
+	// CapacityUnlimited (-1), CapacityDefault (0) or N. Default 0 (the bridge default: unlimited).
 	Capacity int
 	// Scenarios names the scenarios (see Scenarios and ScenarioByName), run
 	// in order. Default: all of Scenarios. Exclusive with MemoryMB.

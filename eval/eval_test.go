@@ -202,7 +202,7 @@ func TestRunWritesReport(t *testing.T) {
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	for _, w := range []string{"## Scenario 4g (4096 MB per worker)", "## Scenario 16g (16384 MB per worker)", "| random |",
-		"| ideal |", "latency-cdf-4g.png", "worker-load-16g.png", "| 0 | leastconn | auto |"} {
+		"| ideal |", "latency-cdf-4g.png", "worker-load-16g.png", "| 0 | leastconn | default |"} {
 		if !strings.Contains(string(md), w) {
 			t.Errorf("report.md lacks %q:\n%s", w, md)
 		}
@@ -365,19 +365,19 @@ func TestParseContender(t *testing.T) {
 		{in: " pull ", def: 16, want: Contender{"pull", "pull", 16}},
 		{in: "pull", def: -1, want: Contender{"pull", "pull", -1}},
 		{in: "pull@unlimited", def: 16, want: Contender{"pull@unlimited", "pull", -1}},
-		{in: "chbl@auto", def: 16, want: Contender{"chbl@auto", "chbl", 0}},
+		{in: "chbl@default", def: 16, want: Contender{"chbl@default", "chbl", 0}},
 		{in: "pull-chbl@32", want: Contender{"pull-chbl@32", "pull-chbl", 32}},
 		{in: "pull-based@1", want: Contender{"pull-based@1", "pull-based", 1}},
 		{in: "", wantErr: "no policy"},
 		{in: "@4", wantErr: "no policy"},
 		{in: "nosuch", wantErr: `unknown policy "nosuch"`},
 		{in: "nosuch@4", wantErr: `unknown policy "nosuch"`},
-		{in: "pull@", wantErr: "is not unlimited, auto or a number"},
-		{in: "pull@0", wantErr: "is not unlimited, auto or a number"},
-		{in: "pull@-1", wantErr: "is not unlimited, auto or a number"},
-		{in: "pull@lots", wantErr: "is not unlimited, auto or a number"},
-		{in: "pull@4@5", wantErr: "is not unlimited, auto or a number"},
-		{in: "pull@Unlimited", wantErr: "is not unlimited, auto or a number"},
+		{in: "pull@", wantErr: "is not unlimited, default or a number"},
+		{in: "pull@0", wantErr: "is not unlimited, default or a number"},
+		{in: "pull@-1", wantErr: "is not unlimited, default or a number"},
+		{in: "pull@lots", wantErr: "is not unlimited, default or a number"},
+		{in: "pull@4@5", wantErr: "is not unlimited, default or a number"},
+		{in: "pull@Unlimited", wantErr: "is not unlimited, default or a number"},
 		{in: "pull", def: -2, wantErr: "default capacity -2"},
 	} {
 		got, err := ParseContender(c.in, c.def)
@@ -391,7 +391,7 @@ func TestParseContender(t *testing.T) {
 			t.Errorf("%q (default %d) = %+v, %v; want %+v", c.in, c.def, got, err, c.want)
 		}
 	}
-	if _, err := ParseContenders([]string{"pull", "pull@auto", "pull"}, 0); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "repeated") {
+	if _, err := ParseContenders([]string{"pull", "pull@default", "pull"}, 0); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "repeated") {
 		t.Errorf("repeated: %v", err)
 	}
 	for _, c := range []struct {
@@ -402,14 +402,14 @@ func TestParseContender(t *testing.T) {
 		{[]string{"chbl", "pull@4", "pull"}, 1},
 		{[]string{"chbl", "random"}, 0},
 		{[]string{"chbl", "pull-based"}, 1},
-		{[]string{"pull-chbl@unlimited", "pull@auto"}, 1},
+		{[]string{"pull-chbl@unlimited", "pull@default"}, 1},
 	} {
 		cs, err := ParseContenders(c.in, 0)
 		if err != nil || baseline(cs) != c.want {
 			t.Errorf("baseline of %v = %d (%v), want %d", c.in, baseline(cs), err, c.want)
 		}
 	}
-	if CapacityString(-1) != "unlimited" || CapacityString(0) != "auto" || CapacityString(12) != "12" {
+	if CapacityString(-1) != "unlimited" || CapacityString(0) != "default" || CapacityString(12) != "12" {
 		t.Error("CapacityString")
 	}
 }
@@ -562,7 +562,7 @@ func TestAggregation(t *testing.T) {
 		}
 	}
 	md := r.Markdown()
-	for _, w := range []string{"| 1 | chbl | auto | 100 | 0 | 300 |", "| 2 | pull@unlimited | unlimited |", "| ideal | 185 ± 51 | 104 ± 64 |"} {
+	for _, w := range []string{"| 1 | chbl | default | 100 | 0 | 300 |", "| 2 | pull@unlimited | unlimited |", "| ideal | 185 ± 51 | 104 ± 64 |"} {
 		if !strings.Contains(md, w) {
 			t.Errorf("report.md lacks %q:\n%s", w, md)
 		}

@@ -75,7 +75,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	if c.Copies == 0 {
 		c.Copies = 5
 	}
-	fs.Var(listFlag{&c.Policies}, "policies", "contenders to compare, comma-separated: policy[@unlimited|@auto|@N], the in-flight capacity "+
+	fs.Var(listFlag{&c.Policies}, "policies", "contenders to compare, comma-separated: policy[@unlimited|@default|@N], the in-flight capacity "+
 		"each worker's bridge advertises (unlimited as Hiku's proxy, auto the bridge's default, or N); the first pull "+
 		"(pull@unlimited if listed) is the baseline")
 	fs.IntVar(&c.Capacity, "capacity", c.Capacity, "capacity of contenders without an @ suffix: -1 unlimited, 0 the bridge's default, or N")

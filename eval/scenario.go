@@ -17,9 +17,10 @@ type Scenario struct {
 
 // PaperMemoryMB is the worker memory of the "paper" scenario: the memory at
 // which pull lands near the Hiku paper's 30% cold starts on this workload.
-// It is chosen by measurement (pull's cold-start rate over a range of
-// memory sizes, full stages); 8192 is a placeholder until that is done.
-const PaperMemoryMB = 8192
+// Chosen by measurement: pull (unlimited capacity, per-VU workload, seed
+// 1, 40 s stages at time scale 0.2) had 63% cold starts at 6 GiB, 44% at
+// 8 GiB, 32% at 9 GiB and 24% at 10 GiB (docs/EVALUATION.md).
+const PaperMemoryMB = 9216
 
 // Scenarios returns the named scenarios, in the order they run by default:
 // 16g (16384 MB per worker, the paper's m5.xlarge: memory to spare), paper
