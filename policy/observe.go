@@ -24,3 +24,24 @@ func (p *pull) Forget(function string) {
 		p.drop(p.fheaps[f][0])
 	}
 }
+
+// WarmChecker is implemented by policies that keep per-function idle
+// queues. A scheduler holding requests that a policy deferred asks it
+// which of them a worker could now start warm.
+type WarmChecker interface {
+	// WarmReady reports whether Pick for function would now return a warm
+	// decision: the function has an idle instance on a worker with room.
+	WarmReady(function string) bool
+}
+
+var _ WarmChecker = (*pull)(nil)
+
+// WarmReady implements WarmChecker.
+func (p *pull) WarmReady(function string) bool {
+	f, ok := p.fids[function]
+	if !ok {
+		return false
+	}
+	_, ok = p.top(f)
+	return ok
+}

@@ -19,8 +19,16 @@ type Request struct {
 	// policies accept it but do not use it yet.
 	MemoryMB int
 	// Now is the only clock the policy sees. A zero Now disables keep-alive
-	// expiry for that call.
+	// expiry for that call, and waiting.
 	Now time.Time
+	// MayWait allows a Deferred answer (policies that wait for warm
+	// instances: pull-wait). A scheduler sets it for requests it can hold
+	// and ask about again, and clears it once the Until of an earlier
+	// Deferred has passed.
+	MayWait bool
+	// Waiting is how many requests for Function the caller holds after
+	// Deferred answers, not counting this one.
+	Waiting int
 }
 
 // Code is the outcome of a placement question.
@@ -41,6 +49,12 @@ const (
 	// NoWorkers means no worker is active (none joined, or all draining or
 	// left).
 	NoWorkers
+	// Deferred means the request should wait: an instance of its function
+	// is busy and expected to free sooner than a cold start would take.
+	// Nothing was counted. Ask again (with MayWait) when an instance of the
+	// function may have become idle, and by Decision.Until at the latest,
+	// then without MayWait. Returned only when Request.MayWait is set.
+	Deferred
 )
 
 // String returns the code's name.
@@ -52,6 +66,8 @@ func (c Code) String() string {
 		return "no-capacity"
 	case NoWorkers:
 		return "no-workers"
+	case Deferred:
+		return "deferred"
 	default:
 		return fmt.Sprintf("Code(%d)", uint8(c))
 	}
@@ -67,6 +83,8 @@ type Decision struct {
 	// i.e. the policy expects a warm start. Pass it back as
 	// Completion.WarmHint.
 	Warm bool
+	// Until is, for Deferred, when to stop waiting for a warm instance.
+	Until time.Time
 }
 
 // Start is what a worker reported about how an execution started.
@@ -110,8 +128,10 @@ type Completion struct {
 	// WarmHint with Start == StartCold means the idle entry was stale: the
 	// policy drops the remaining idle entries of that (worker, function).
 	WarmHint bool
-	// Duration is the execution time. Policies ignore it; feed it to an
-	// Estimator for the sjf pending discipline.
+	// Duration is the execution time as the caller measured it (for a
+	// cold start, including the sandbox's creation). pull-wait learns
+	// warm and cold times per function from it; the other policies ignore
+	// it. Feed it to an Estimator for the sjf pending discipline too.
 	Duration time.Duration
 	// Now is the time of the completion.
 	Now time.Time
@@ -181,6 +201,11 @@ type Config struct {
 	// means idle entries never expire, and idle state then grows with every
 	// (worker, function) pair ever reported idle (about 80 bytes each).
 	KeepAlive time.Duration
+	// WaitFactor is pull-wait's patience: a request waits for a busy
+	// instance while the wait it expects is below WaitFactor times the
+	// cold start's extra time, and for at most that long. Default 1 (when
+	// 0); must be positive otherwise.
+	WaitFactor float64
 }
 
 // Defaults used when Config fields are zero.
@@ -191,6 +216,8 @@ const (
 	DefaultVirtualNodes = 100
 	// DefaultKeepAlive is pull's default idle-entry lifetime.
 	DefaultKeepAlive = 10 * time.Minute
+	// DefaultWaitFactor is pull-wait's default patience.
+	DefaultWaitFactor = 1.0
 )
 
 // ErrUnknownPolicy is returned (wrapped) by New for a name it does not know.
@@ -206,6 +233,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.LoadBound > 1e6 {
 		return fmt.Errorf("%w: LoadBound %v is too large", ErrInvalidConfig, cfg.LoadBound)
+	}
+	if cfg.WaitFactor < 0 || cfg.WaitFactor > 1e3 || cfg.WaitFactor != cfg.WaitFactor {
+		return fmt.Errorf("%w: WaitFactor %v must be in (0, 1000] (or 0 for the default %v)", ErrInvalidConfig, cfg.WaitFactor, DefaultWaitFactor)
 	}
 	if cfg.VirtualNodes < 0 {
 		return fmt.Errorf("%w: VirtualNodes %d must not be negative", ErrInvalidConfig, cfg.VirtualNodes)
@@ -227,6 +257,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
 	}
+	if cfg.WaitFactor == 0 {
+		cfg.WaitFactor = DefaultWaitFactor
+	}
 	return cfg
 }
 
@@ -237,6 +270,7 @@ type factory func(cfg Config) Policy
 var registry = map[string]factory{
 	NamePull:      func(cfg Config) Policy { return newPull(cfg) },
 	NamePullCHBL:  func(cfg Config) Policy { return newPullCHBL(cfg) },
+	NamePullWait:  func(cfg Config) Policy { return newPullWait(cfg) },
 	NameCHBL:      func(cfg Config) Policy { return newCHBL(cfg) },
 	NameHash:      func(cfg Config) Policy { return newHash(cfg) },
 	NameLeastConn: func(cfg Config) Policy { return newLeastConn(cfg) },
@@ -253,6 +287,10 @@ const (
 	// connections: it keeps a function's cold starts on the same few
 	// workers, which matters when memory is short.
 	NamePullCHBL = "pull-chbl"
+	// NamePullWait is pull that waits for a warm instance: a request whose
+	// function has no idle instance, but busy ones expected to finish
+	// sooner than a cold start would take, is deferred until one does.
+	NamePullWait = "pull-wait"
 	// NameCHBL is consistent hashing with bounded loads.
 	NameCHBL = "chbl"
 	// NameHash is plain consistent hashing.

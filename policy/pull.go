@@ -71,6 +71,12 @@ type pull struct {
 	hashed bool
 	ring   ring
 	c      float64
+
+	// wait selects the pull-wait variant (see wait.go); fst holds its
+	// per-function figures, indexed like fheaps.
+	wait     bool
+	patience float64
+	fst      []fnStat
 }
 
 var (
@@ -102,8 +108,11 @@ func newPullCHBL(cfg Config) *pull {
 
 // Name implements Policy.
 func (p *pull) Name() string {
-	if p.hashed {
+	switch {
+	case p.hashed:
 		return NamePullCHBL
+	case p.wait:
+		return NamePullWait
 	}
 	return NamePull
 }
@@ -114,13 +123,22 @@ func (p *pull) Pick(r Request) Decision {
 	if code := p.unavailable(); code != 0 {
 		return Decision{Code: code}
 	}
-	if f, ok := p.fids[r.Function]; ok {
+	f, known := p.fids[r.Function]
+	if known {
 		if e, ok := p.top(f); ok {
 			w := p.ents[e].w
 			p.consume(e)
 			p.assign(w)
+			p.fst[f].busy++
 			return Decision{Code: Placed, Worker: p.ws[w].id, Warm: true}
 		}
+		if p.wait && r.MayWait && !r.Now.IsZero() {
+			if d, ok := p.fst[f].waitFor(r.Waiting, p.patience); ok {
+				return Decision{Code: Deferred, Until: r.Now.Add(d)}
+			}
+		}
+	} else {
+		f = p.fid(r.Function)
 	}
 	var w int32
 	if p.hashed {
@@ -129,6 +147,7 @@ func (p *pull) Pick(r Request) Decision {
 		w = p.leastLoaded()
 	}
 	p.assign(w)
+	p.fst[f].busy++
 	return Decision{Code: Placed, Worker: p.ws[w].id}
 }
 
@@ -147,6 +166,9 @@ func (p *pull) Completed(c Completion) {
 		}
 	}
 	p.release(w)
+	if f, ok := p.fids[c.Function]; ok {
+		p.fst[f].completed(c)
+	}
 	if c.OK && p.ws[w].state == stateActive {
 		p.enqueue(w, c.Function, c.Now)
 	}
@@ -351,14 +373,21 @@ func (p *pull) top(f int32) (int32, bool) {
 	return 0, false
 }
 
-// enqueue records one more idle instance of function on worker w.
-func (p *pull) enqueue(w int32, function string, now time.Time) {
+// fid returns the index of function, adding it if new.
+func (p *pull) fid(function string) int32 {
 	f, ok := p.fids[function]
 	if !ok {
 		f = int32(len(p.fheaps))
 		p.fids[function] = f
 		p.fheaps = append(p.fheaps, nil)
+		p.fst = append(p.fst, fnStat{})
 	}
+	return f
+}
+
+// enqueue records one more idle instance of function on worker w.
+func (p *pull) enqueue(w int32, function string, now time.Time) {
+	f := p.fid(function)
 	stamp := int64(0)
 	if !now.IsZero() {
 		stamp = now.UnixNano()
