@@ -22,6 +22,7 @@ const (
 	phasePending   phase = iota + 1 // in the pending queue or the retry list
 	phaseProducing                  // assignment handed to the producer, not yet acknowledged
 	phaseAssigned                   // assignment acknowledged; waiting for its completion
+	phaseHeld                       // deferred by the policy: waiting for a warm instance
 )
 
 // job is one arrival this replica holds.
@@ -38,6 +39,8 @@ type job struct {
 	timeout time.Time // when an assignment is given up
 	hidx    int
 	assignT time.Time // when the assignment was decided
+	until   time.Time // phaseHeld: when to stop waiting for a warm instance
+	noWait  bool      // ask the policy without MayWait (a wait is over, or a retry)
 }
 
 // state is everything the loop goroutine owns.
@@ -52,7 +55,10 @@ type state struct {
 	forg  policy.IdleForgetter // nil likewise
 	pend  *policy.Pending
 	est   *policy.Estimator
-	retry []*job // assignments whose produce failed, served before pending
+	retry []*job             // assignments whose produce failed, served before pending
+	warm  policy.WarmChecker // nil when the policy keeps no idle queues
+	held  []*job             // deferred by the policy, in the order they were deferred
+	heldN map[string]int     // held jobs per function
 	jobs  map[string]*job
 	heap  timeoutHeap
 	seen  *recentSet
@@ -88,6 +94,8 @@ func newState(s *Scheduler) (*state, error) {
 	}
 	st.idle, _ = pol.(policy.IdleTracker)
 	st.forg, _ = pol.(policy.IdleForgetter)
+	st.warm, _ = pol.(policy.WarmChecker)
+	st.heldN = map[string]int{}
 	return st, nil
 }
 
@@ -161,11 +169,14 @@ func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time)
 // place asks the policy for j and acts on the answer. It reports the code.
 func (st *state) place(j *job, now time.Time) policy.Code {
 	t0 := time.Now()
-	dec := st.pol.Pick(policy.Request{Function: j.a.Function, Class: j.a.Class, MemoryMB: j.a.MemoryMB, Now: now})
+	dec := st.pol.Pick(policy.Request{Function: j.a.Function, Class: j.a.Class, MemoryMB: j.a.MemoryMB, Now: now,
+		MayWait: st.warm != nil && !j.noWait, Waiting: st.heldN[j.a.Function]})
 	st.m.decisionSec.Observe(time.Since(t0).Seconds())
 	switch dec.Code {
 	case policy.Placed:
 		st.assign(j, dec, now)
+	case policy.Deferred:
+		st.hold(j, dec.Until)
 	case policy.NoCapacity:
 		if j.phase != phasePending {
 			st.enqueue(j, now)
@@ -175,6 +186,65 @@ func (st *state) place(j *job, now time.Time) policy.Code {
 		st.reject(j, http.StatusServiceUnavailable, topics.ReasonNoWorkers, "no worker is in rotation")
 	}
 	return dec.Code
+}
+
+// hold keeps j until a warm instance of its function frees or until.
+func (st *state) hold(j *job, until time.Time) {
+	j.phase, j.until = phaseHeld, until
+	st.held = append(st.held, j)
+	st.heldN[j.a.Function]++
+	st.m.decisions.WithLabelValues(st.pname, OutcomeDeferred).Inc()
+}
+
+// unhold forgets j's place among the held jobs' counts; the caller drops
+// it from st.held.
+func (st *state) unhold(j *job) {
+	if n := st.heldN[j.a.Function] - 1; n > 0 {
+		st.heldN[j.a.Function] = n
+	} else {
+		delete(st.heldN, j.a.Function)
+	}
+	j.phase = 0
+}
+
+// drainHeld asks again for every held job whose function now has a warm
+// instance ready, or whose wait is over (then without MayWait).
+func (st *state) drainHeld(now time.Time) {
+	if len(st.held) == 0 {
+		return
+	}
+	var ready []*job
+	keep := st.held[:0]
+	for _, j := range st.held {
+		switch {
+		case st.jobs[j.a.ID] != j || j.phase != phaseHeld:
+			// answered or dropped meanwhile
+		case !now.Before(j.until):
+			j.noWait = true
+			ready = append(ready, j)
+		case st.warm.WarmReady(j.a.Function):
+			ready = append(ready, j)
+		default:
+			keep = append(keep, j)
+		}
+	}
+	clear(st.held[len(keep):])
+	st.held = keep
+	for _, j := range ready {
+		st.unhold(j)
+		st.place(j, now)
+	}
+}
+
+// nextWake returns when the earliest held job's wait is over, zero if none.
+func (st *state) nextWake() time.Time {
+	var t time.Time
+	for _, j := range st.held {
+		if j.phase == phaseHeld && (t.IsZero() || j.until.Before(t)) {
+			t = j.until
+		}
+	}
+	return t
 }
 
 // enqueue puts j in the pending queue, or answers 429 if it is full.
@@ -250,6 +320,7 @@ func (st *state) assignAcked(j *job, gen uint64, err error) {
 		return
 	}
 	j.phase = phasePending
+	j.noWait = true
 	st.retry = append(st.retry, j)
 	st.dirty = true
 }
@@ -316,7 +387,7 @@ func (st *state) completion(c *topics.Completion, now time.Time) {
 
 // afterChanges drains the pending queue if capacity may have been freed.
 func (st *state) afterChanges() {
-	if st.dirty || st.pend.Len() > 0 || len(st.retry) > 0 {
+	if st.dirty || st.pend.Len() > 0 || len(st.retry) > 0 || len(st.held) > 0 {
 		st.dirty = false
 		st.drain(st.now())
 	}
@@ -335,6 +406,7 @@ func (st *state) drain(now time.Time) {
 		st.retry[0] = nil
 		st.retry = st.retry[1:]
 	}
+	st.drainHeld(now)
 	for st.pend.Len() > 0 {
 		it, _ := st.pend.Peek()
 		j := st.jobs[it.ID]
@@ -373,6 +445,23 @@ func (st *state) tick() {
 		}
 		clear(st.retry[len(keep):])
 		st.retry = keep
+	}
+	if len(st.held) > 0 {
+		keep := st.held[:0]
+		for _, j := range st.held {
+			switch {
+			case st.jobs[j.a.ID] != j || j.phase != phaseHeld:
+			case now.Before(j.dl):
+				keep = append(keep, j)
+			default:
+				st.unhold(j)
+				delete(st.jobs, j.a.ID)
+				st.m.timeouts.WithLabelValues("pending").Inc()
+				st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a warm instance")
+			}
+		}
+		clear(st.held[len(keep):])
+		st.held = keep
 	}
 	for j := st.heap.due(now); j != nil; j = st.heap.due(now) {
 		delete(st.jobs, j.a.ID)
@@ -451,6 +540,8 @@ func (st *state) revoked(parts map[string][]int32) {
 		switch j.phase {
 		case phasePending:
 			st.pend.Remove(id)
+		case phaseHeld:
+			st.unhold(j) // its entry in st.held is skipped from now on
 		case phaseProducing, phaseAssigned:
 			if j.phase == phaseProducing {
 				unacked++

@@ -12,6 +12,7 @@ const (
 	OutcomeWarm     = "warm"     // placed on a worker from the function's idle queue
 	OutcomeFallback = "fallback" // placed by the fallback (least loaded, hash...)
 	OutcomePending  = "pending"  // no capacity: queued
+	OutcomeDeferred = "deferred" // held for a warm instance (pull-wait)
 	OutcomeRejected = "rejected" // answered with a result instead (429, 503, 504)
 )
 
@@ -37,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "pullsched", "scheduler"
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "decisions_total", Help: "Placement decisions by policy and outcome (warm, fallback, pending, rejected)."},
+			Name: "decisions_total", Help: "Placement decisions by policy and outcome (warm, fallback, pending, deferred, rejected)."},
 			[]string{"policy", "outcome"}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "results_total", Help: "Results the scheduler published itself, by reason (overloaded, no_workers, unavailable, timeout)."},

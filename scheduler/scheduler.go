@@ -308,9 +308,22 @@ func (s *Scheduler) decode(topic string, b []byte) (topics.Event, error) {
 func (s *Scheduler) loop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
+	// wake fires when the earliest wait of a held (deferred) arrival is
+	// over, so that it is placed then rather than at the next tick.
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
+	var wakeAt time.Time
 	var buf []func()
 	for {
+		if w := s.st.nextWake(); !w.IsZero() && (wakeAt.IsZero() || w.Before(wakeAt)) {
+			wakeAt = w
+			wake.Reset(max(w.Sub(s.st.now()), 0))
+		}
 		select {
+		case <-wake.C:
+			wakeAt = time.Time{}
+			s.st.afterChanges()
 		case <-ctx.Done():
 			return
 		case c := <-s.calls:
