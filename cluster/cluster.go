@@ -35,7 +35,7 @@ type Config struct {
 	// Topics names and shapes the topics. Default: topics.Config defaults
 	// with 4 partitions.
 	Topics topics.Config
-	// Policy is the scheduler's policy. Default "pull".
+	// Policy is the scheduler's policy. Default: the scheduler's.
 	Policy string
 	// PolicyConfig tunes it (seed, keep-alive, chbl bound).
 	PolicyConfig policy.Config
@@ -66,7 +66,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Policy == "" {
-		c.Policy = "pull"
+		c.Policy = policy.NamePullWait
 	}
 	if c.Workers == 0 {
 		c.Workers = 5

@@ -62,7 +62,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := good.WithDefaults()
-	if d.Policy != "pull" || d.PendingCap != 10000 || d.HeartbeatTimeout != 3*time.Second ||
+	if d.Policy != "pull-wait" || d.PendingCap != 10000 || d.HeartbeatTimeout != 3*time.Second ||
 		d.DefaultTimeout != 5*time.Minute || d.TimeoutMargin != 2*time.Second || d.ID == "" {
 		t.Errorf("defaults: %+v", d)
 	}
@@ -109,10 +109,10 @@ func TestWarmAfterCompletionEvictionAndExpiry(t *testing.T) {
 	if inflight != 0 {
 		t.Fatalf("books not balanced: %d left", inflight)
 	}
-	if got := metricValue(t, s.m.decisions.WithLabelValues("pull", OutcomeWarm)); got != 1 {
+	if got := metricValue(t, s.m.decisions.WithLabelValues(policy.NamePullWait, OutcomeWarm)); got != 1 {
 		t.Errorf("warm decisions = %v, want 1", got)
 	}
-	if got := metricValue(t, s.m.decisions.WithLabelValues("pull", OutcomeFallback)); got != 3 {
+	if got := metricValue(t, s.m.decisions.WithLabelValues(policy.NamePullWait, OutcomeFallback)); got != 3 {
 		t.Errorf("fallback decisions = %v, want 3", got)
 	}
 }
@@ -178,8 +178,8 @@ func TestEveryArrivalAssignedOnce(t *testing.T) {
 			t.Errorf("%s = %d", path, r.StatusCode)
 		}
 	}
-	warm := metricValue(t, s.m.decisions.WithLabelValues("pull", OutcomeWarm))
-	fall := metricValue(t, s.m.decisions.WithLabelValues("pull", OutcomeFallback))
+	warm := metricValue(t, s.m.decisions.WithLabelValues(policy.NamePullWait, OutcomeWarm))
+	fall := metricValue(t, s.m.decisions.WithLabelValues(policy.NamePullWait, OutcomeFallback))
 	if warm+fall != n {
 		t.Errorf("placed decisions = %v, want %d", warm+fall, n)
 	}
@@ -278,7 +278,7 @@ func TestNoWorkers(t *testing.T) {
 	if r := res.wait(t, id); r.Status != http.StatusServiceUnavailable || r.Reason != topics.ReasonNoWorkers {
 		t.Fatalf("result: %+v", r)
 	}
-	if got := metricValue(t, s.m.decisions.WithLabelValues("pull", OutcomeRejected)); got != 1 {
+	if got := metricValue(t, s.m.decisions.WithLabelValues(policy.NamePullWait, OutcomeRejected)); got != 1 {
 		t.Errorf("rejected decisions = %v", got)
 	}
 }
