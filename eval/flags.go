@@ -76,7 +76,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		c.Copies = 5
 	}
 	fs.Var(listFlag{&c.Policies}, "policies", "contenders to compare, comma-separated: policy[@unlimited|@default|@N], the in-flight capacity "+
-		"each worker's bridge advertises (unlimited as Hiku's proxy, auto the bridge's default, or N); the first pull "+
+		"each worker's bridge advertises (unlimited as Hiku's proxy, default the bridge's default (also none), or N); the first pull "+
 		"(pull@unlimited if listed) is the baseline")
 	fs.IntVar(&c.Capacity, "capacity", c.Capacity, "capacity of contenders without an @ suffix: -1 unlimited, 0 the bridge's default, or N")
 	fs.Var(listFlag{&c.Scenarios}, "scenarios", "scenarios, comma-separated (empty: all): 16g (16384 MB per worker), "+
