@@ -32,6 +32,14 @@ type Config struct {
 	// DeliveryTimeout bounds how long a record may take to be acknowledged
 	// before its delivery fails. Default 30s; at least 1s.
 	DeliveryTimeout time.Duration
+	// MaxRecordBytes is the largest record batch the producer sends
+	// (kgo.ProducerBatchMaxBytes); a record that cannot fit in a batch on
+	// its own fails at once with kerr.MessageTooLarge. Default
+	// topics.MaxMessageBytes (1,048,588, Kafka's default max.message.bytes),
+	// the max.message.bytes pullsched sets on the topics it creates, so that
+	// what one part may write another can always write again. Raising it
+	// only helps if the topics and brokers allow as much.
+	MaxRecordBytes int32
 	// Logger receives the Kafka client's warnings. Default: none.
 	Logger zerolog.Logger
 	// Opts are extra franz-go options appended last (tests, TLS, SASL).
@@ -51,6 +59,9 @@ func (c *Config) defaults() {
 	if c.DeliveryTimeout == 0 {
 		c.DeliveryTimeout = 30 * time.Second
 	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = topics.MaxMessageBytes
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -61,15 +72,25 @@ func (c Config) Validate() error {
 	if c.Linger < 0 || c.MaxBuffered < 0 || c.DeliveryTimeout < 0 {
 		return errors.New("producer: negative linger, buffer or timeout")
 	}
+	if c.MaxRecordBytes != 0 && (c.MaxRecordBytes < minRecordBytes || c.MaxRecordBytes > maxRecordBytes) {
+		return fmt.Errorf("producer: max record bytes %d outside [%d, %d]", c.MaxRecordBytes, minRecordBytes, maxRecordBytes)
+	}
 	if c.DeliveryTimeout > 0 && c.DeliveryTimeout < time.Second {
 		return errors.New("producer: delivery timeout under 1s")
 	}
 	return nil
 }
 
+// The bounds franz-go accepts for a batch size.
+const (
+	minRecordBytes = 512
+	maxRecordBytes = 1 << 30
+)
+
 // Producer publishes events. It is safe for concurrent use.
 type Producer struct {
-	cl *kgo.Client
+	cl       *kgo.Client
+	maxBytes int32
 }
 
 // New connects a producer. The connection itself is lazy: an unreachable
@@ -87,6 +108,7 @@ func New(cfg Config) (*Producer, error) {
 		kgo.MaxBufferedRecords(cfg.MaxBuffered),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(cfg.MaxRecordBytes),
 		kgo.WithLogger(logging.Kgo(cfg.Logger)),
 	}
 	opts = append(opts, cfg.Opts...)
@@ -94,7 +116,30 @@ func New(cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
-	return &Producer{cl: cl}, nil
+	return &Producer{cl: cl, maxBytes: cfg.MaxRecordBytes}, nil
+}
+
+// MaxRecordBytes is the largest batch this producer sends: a record whose
+// BatchBytes exceed it cannot be written.
+func (p *Producer) MaxRecordBytes() int { return int(p.maxBytes) }
+
+// Fits reports whether r, alone in a batch, is within MaxRecordBytes.
+func (p *Producer) Fits(r *kgo.Record) bool { return BatchBytes(r) <= p.MaxRecordBytes() }
+
+// BatchBytes is an upper bound on the size of a record batch (format v2,
+// uncompressed) holding r alone: what a broker measures against
+// max.message.bytes and franz-go against its batch limit.
+func BatchBytes(r *kgo.Record) int {
+	const (
+		batchHeader = 61                                                  // base offset … record count
+		varint      = 5                                                   // the widest varint a length takes here
+		fixed       = 1 + 10 + varint + varint + varint + varint + varint // attributes, timestamp and offset deltas, length, key and value lengths, header count
+	)
+	n := batchHeader + fixed + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += 2*varint + len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Client is the underlying franz-go client, for admin calls that should

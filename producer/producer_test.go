@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
@@ -108,6 +109,60 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(Config{Brokers: []string{"x:1"}, DeliveryTimeout: time.Millisecond}); err == nil {
 		t.Fatal("delivery timeout under 1s accepted")
+	}
+	if _, err := New(Config{Brokers: []string{"x:1"}, MaxRecordBytes: 100}); err == nil {
+		t.Fatal("max record bytes under 512 accepted")
+	}
+}
+
+// TestMaxRecordBytes: the producer writes any record the topic's default
+// max.message.bytes allows (franz-go's own default stops short of it), a
+// record that Fits is written, and one that does not fails with
+// MessageTooLarge.
+func TestMaxRecordBytes(t *testing.T) {
+	b, err := broker.Start(broker.Config{Ports: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := New(Config{Brokers: b.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(0)
+	if p.MaxRecordBytes() != topics.MaxMessageBytes {
+		t.Fatalf("MaxRecordBytes %d, want %d", p.MaxRecordBytes(), topics.MaxMessageBytes)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(p.Client()).CreateTopic(ctx, 1, 1, nil, "big"); err != nil {
+		t.Fatal(err)
+	}
+	headers := []kgo.RecordHeader{{Key: "a", Value: []byte("b")}, {Key: "cc", Value: []byte("dd")}}
+	exact := &kgo.Record{Topic: "big", Key: []byte("k"), Headers: headers}
+	exact.Value = make([]byte, p.MaxRecordBytes()-BatchBytes(exact))
+	over := &kgo.Record{Topic: "big", Key: []byte("k"), Headers: headers, Value: make([]byte, topics.MaxMessageBytes)}
+	for _, tc := range []struct {
+		name string
+		r    *kgo.Record
+		fits bool
+	}{
+		{"over franz-go's default", &kgo.Record{Topic: "big", Value: make([]byte, 1_020_000)}, true},
+		{"exactly the limit", exact, true},
+		{"over the limit", over, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if p.Fits(tc.r) != tc.fits {
+				t.Fatalf("Fits = %v, want %v (BatchBytes %d)", !tc.fits, tc.fits, BatchBytes(tc.r))
+			}
+			err := p.Client().ProduceSync(ctx, tc.r).FirstErr()
+			if tc.fits && err != nil {
+				t.Fatalf("a record that fits failed: %v", err)
+			}
+			if !tc.fits && !errors.Is(err, kerr.MessageTooLarge) {
+				t.Fatalf("err = %v, want MessageTooLarge", err)
+			}
+		})
 	}
 }
 

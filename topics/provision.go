@@ -13,6 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+// MaxMessageBytes is the max.message.bytes pullsched sets on every topic it
+// creates, and the producer's default batch limit: Kafka's own default
+// (1 MiB plus the 12 bytes of log overhead), written down so that producer
+// and topics agree even on a broker configured otherwise.
+const MaxMessageBytes = 1_048_588
+
 // Config says how topics are named and created.
 type Config struct {
 	// Prefix is put before every topic name. Default "pullsched."; set
@@ -103,19 +109,29 @@ type Spec struct {
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
+// configs returns the settings of a topic: its cleanup policy and the
+// given extras, with max.message.bytes set to MaxMessageBytes.
+func configs(kv ...string) map[string]string {
+	m := map[string]string{"max.message.bytes": strconv.Itoa(MaxMessageBytes)}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
 // Specs lists the fixed topics of c.
 func (c Config) Specs() []Spec {
 	c = c.WithDefaults()
 	n := c.Names()
 	return []Spec{
 		{Name: n.Arrivals(), Partitions: c.Partitions, Replication: c.Replication,
-			Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": ms(c.ArrivalsRetention)}},
+			Configs: configs("cleanup.policy", "delete", "retention.ms", ms(c.ArrivalsRetention))},
 		{Name: n.WorkerEvents(), Partitions: c.Partitions, Replication: c.Replication,
-			Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": ms(c.EventsRetention)}},
+			Configs: configs("cleanup.policy", "delete", "retention.ms", ms(c.EventsRetention))},
 		{Name: n.Workers(), Partitions: 1, Replication: c.Replication,
-			Configs: map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}},
+			Configs: configs("cleanup.policy", "compact", "min.compaction.lag.ms", "60000")},
 		{Name: n.DLQ(), Partitions: 1, Replication: c.Replication,
-			Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": ms(c.DLQRetention)}},
+			Configs: configs("cleanup.policy", "delete", "retention.ms", ms(c.DLQRetention))},
 	}
 }
 
@@ -124,14 +140,14 @@ func (c Config) Specs() []Spec {
 func (c Config) InvokerSpec(worker string) Spec {
 	c = c.WithDefaults()
 	return Spec{Name: c.Names().Invoker(worker), Partitions: 1, Replication: c.Replication,
-		Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": ms(c.ArrivalsRetention)}}
+		Configs: configs("cleanup.policy", "delete", "retention.ms", ms(c.ArrivalsRetention))}
 }
 
 // ResultsSpec is how the results topic of one controller is created.
 func (c Config) ResultsSpec(controller string) Spec {
 	c = c.WithDefaults()
 	return Spec{Name: c.Names().Results(controller), Partitions: 1, Replication: c.Replication,
-		Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": ms(c.ResultsRetention)}}
+		Configs: configs("cleanup.policy", "delete", "retention.ms", ms(c.ResultsRetention))}
 }
 
 // Ensure creates every topic in specs that does not exist yet and leaves the
@@ -240,7 +256,7 @@ func Describe(ctx context.Context, adm *kadm.Client, prefix string) ([]Info, err
 		}
 		for _, c := range rc.Configs {
 			switch c.Key {
-			case "cleanup.policy", "retention.ms", "min.compaction.lag.ms":
+			case "cleanup.policy", "retention.ms", "min.compaction.lag.ms", "max.message.bytes":
 				if c.Value != nil {
 					out[i].Configs[c.Key] = *c.Value
 				}

@@ -73,6 +73,19 @@ func TestEnsureIdempotent(t *testing.T) {
 	}
 }
 
+// TestSpecsSetMaxMessageBytes: every topic pullsched creates carries the
+// max.message.bytes the producer's batch limit defaults to, so the two
+// agree whatever the broker's default.
+func TestSpecsSetMaxMessageBytes(t *testing.T) {
+	cfg := Config{Prefix: "t."}
+	specs := append(cfg.Specs(), cfg.InvokerSpec("w1"), cfg.ResultsSpec("c1"))
+	for _, s := range specs {
+		if got := s.Configs["max.message.bytes"]; got != "1048588" {
+			t.Errorf("%s: max.message.bytes %q, want 1048588", s.Name, got)
+		}
+	}
+}
+
 func TestCoPartitioning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
