@@ -203,7 +203,7 @@ type Config struct {
 	KeepAlive time.Duration
 	// WaitFactor is pull-wait's patience: a request waits for a busy
 	// instance while the wait it expects is below WaitFactor times the
-	// cold start's extra time, and for at most that long. Default 2 (when
+	// cold start's extra time (and for at most that extra time). Default 2 (when
 	// 0: DefaultWaitFactor); must be positive otherwise.
 	WaitFactor float64
 }

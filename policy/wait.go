@@ -61,19 +61,20 @@ func ewma(old, x float64, n uint32) float64 {
 // for how long at most. With b instances busy, each about half way through
 // a run of the average warm duration W, the (k+1)-th waiter expects to wait
 // about W (k+1)/(b+1) (the (k+1)-th of b uniform remaining times). It waits
-// when that is less than the cold start's extra time, the average cold
-// duration less W, and at most that long. Until both averages are known
-// nothing waits.
+// when that is less than patience times the cold start's extra time, the
+// average cold duration C less W; a cold start also evicts another
+// function's sandbox on a worker short of memory, which is what a patience
+// above 1 accounts for. It waits at most C - W: an instance that has not
+// freed by then is running slow (shared cores, a queue for memory on its
+// worker), and waiting longer only adds to the tail. Until both averages
+// are known nothing waits.
 func (s *fnStat) waitFor(waiting int, patience float64) (time.Duration, bool) {
 	b := int(s.busy)
 	if b <= waiting || s.nw == 0 || s.nc == 0 {
 		return 0, false
 	}
-	extra := patience * (s.cold - s.warm)
-	if extra <= 0 {
-		return 0, false
-	}
-	if s.warm*float64(waiting+1)/float64(b+1) >= extra {
+	extra := s.cold - s.warm
+	if extra <= 0 || s.warm*float64(waiting+1)/float64(b+1) >= patience*extra {
 		return 0, false
 	}
 	return time.Duration(extra), true

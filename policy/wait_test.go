@@ -24,16 +24,16 @@ func TestPullWaitDefers(t *testing.T) {
 		want     Code
 		wantWait time.Duration
 	}{
-		{name: "short function, one busy", learned: &learn{20 * ms, 400 * ms}, busy: 1, mayWait: true, want: Deferred, wantWait: 760 * ms}, // 2 (the default factor) x 380ms
+		{name: "short function, one busy", learned: &learn{20 * ms, 400 * ms}, busy: 1, mayWait: true, want: Deferred, wantWait: 380 * ms},
 		{name: "caller may not wait", learned: &learn{20 * ms, 400 * ms}, busy: 1, want: Placed},
 		{name: "no clock", learned: &learn{20 * ms, 400 * ms}, busy: 1, mayWait: true, noClock: true, want: Placed},
 		{name: "nothing learned yet", busy: 1, mayWait: true, want: Placed},
 		{name: "nothing busy", learned: &learn{20 * ms, 400 * ms}, mayWait: true, want: Placed},
 		{name: "every busy instance already awaited", learned: &learn{20 * ms, 400 * ms}, busy: 2, waiting: 2, mayWait: true, want: Placed},
-		{name: "second waiter of two busy", learned: &learn{100 * ms, 400 * ms}, busy: 2, waiting: 1, mayWait: true, want: Deferred, wantWait: 600 * ms},
+		{name: "second waiter of two busy", learned: &learn{100 * ms, 400 * ms}, busy: 2, waiting: 1, mayWait: true, want: Deferred, wantWait: 300 * ms},
 		// W (k+1)/(b+1) = 500*1/2 = 250ms is not below 2 x the extra 100ms.
 		{name: "long function", learned: &learn{500 * ms, 600 * ms}, busy: 1, mayWait: true, want: Placed},
-		{name: "long function, patient", factor: 4, learned: &learn{500 * ms, 600 * ms}, busy: 1, mayWait: true, want: Deferred, wantWait: 400 * ms},
+		{name: "long function, patient", factor: 4, learned: &learn{500 * ms, 600 * ms}, busy: 1, mayWait: true, want: Deferred, wantWait: 100 * ms},
 		{name: "cold no slower than warm", learned: &learn{300 * ms, 300 * ms}, busy: 1, mayWait: true, want: Placed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
