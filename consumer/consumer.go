@@ -5,7 +5,9 @@
 // never past an unfinished record; it pauses partitions whose unfinished
 // records pile up, blocks rebalances while a batch is in hand, commits on
 // revoke, and sends records it cannot decode to the dead-letter topic with
-// the reason in a header. ReadRange and Follow are plain (non-group)
+// the reason in a header — as a reference (origin, size, a prefix) when a
+// copy would be too large, so a dead letter never blocks a partition; see
+// DeadLetter. ReadRange and Follow are plain (non-group)
 // readers for topics every replica reads whole.
 package consumer
 
@@ -13,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -154,11 +155,13 @@ type Consumer struct {
 	cl  *kgo.Client
 	log zerolog.Logger
 
-	mu      sync.Mutex
-	parts   map[tp]*tracker
-	paused  map[tp]bool
-	dlqd    int64
-	decoded int64
+	mu        sync.Mutex
+	parts     map[tp]*tracker
+	paused    map[tp]bool
+	dlqd      int64
+	dlqRefs   int64
+	dlqFailed int64
+	decoded   int64
 }
 
 // New creates a consumer; it joins the group when Run starts.
@@ -210,6 +213,23 @@ func (c *Consumer) DeadLettered() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.dlqd
+}
+
+// DeadLetterReferences is how many of DeadLettered were references (the
+// record was too large to copy) rather than copies.
+func (c *Consumer) DeadLetterReferences() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dlqRefs
+}
+
+// DeadLetterFailures is how many undecodable records could not be
+// dead-lettered at all, even after retries, and were skipped: each is lost,
+// and logged at error level.
+func (c *Consumer) DeadLetterFailures() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dlqFailed
 }
 
 // Run polls until ctx ends, then commits what is finished, leaves the group
@@ -267,8 +287,9 @@ func (c *Consumer) prepare(ctx context.Context, fetches kgo.Fetches) []*Delivery
 				ev, err = c.cfg.Decode(r.Topic, r.Value)
 			}
 			if err != nil {
-				c.deadLetter(ctx, r, err)
-				c.finish(t, r)
+				if c.deadLetter(ctx, r, err) {
+					c.finish(t, r)
+				}
 				continue
 			}
 			batch = append(batch, &Delivery{Record: r, Event: ev, c: c, t: t})
@@ -277,39 +298,34 @@ func (c *Consumer) prepare(ctx context.Context, fetches kgo.Fetches) []*Delivery
 	return batch
 }
 
-// deadLetter writes r to the dead-letter topic, retrying until it is
-// acknowledged or ctx ends: a record is never dropped in silence.
-func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, cause error) {
-	dl := &kgo.Record{
-		Topic: c.cfg.DLQ,
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
-			kgo.RecordHeader{Key: HeaderError, Value: []byte(cause.Error())},
-			kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
-			kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
-			kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-		),
-	}
-	c.log.Warn().Err(cause).Str("topic", r.Topic).Int32("partition", r.Partition).Int64("offset", r.Offset).
-		Msg("undecodable record sent to the dead-letter topic")
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		err := c.cfg.Producer.Client().ProduceSync(ctx, dl).FirstErr()
-		if err == nil {
-			c.mu.Lock()
-			c.dlqd++
-			c.mu.Unlock()
-			return
+// deadLetter writes r to the dead-letter topic (whole, or as a reference
+// when it is too large to copy) and reports whether r may be marked done:
+// yes once the dead letter is written, and also when writing it failed for
+// good — logged and counted, so a dead letter never blocks the partition —
+// but not when ctx ended first, so the next owner dead-letters it.
+func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, cause error) bool {
+	log := c.log.With().Str("topic", r.Topic).Int32("partition", r.Partition).Int64("offset", r.Offset).
+		Str("dlq", c.cfg.DLQ).Logger()
+	kind, err := DeadLetter(ctx, c.cfg.Producer, c.cfg.DLQ, r, cause)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		c.dlqd++
+		if kind == DeadLetterReference {
+			c.dlqRefs++
+			log.Warn().Err(cause).Int("bytes", len(r.Value)).
+				Msg("undecodable record too large to copy; a reference to it sent to the dead-letter topic")
+		} else {
+			log.Warn().Err(cause).Msg("undecodable record sent to the dead-letter topic")
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		c.log.Error().Err(err).Str("dlq", c.cfg.DLQ).Msg("dead-letter write failed; retrying")
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
+		return true
+	case ctx.Err() != nil:
+		return false
+	default:
+		c.dlqFailed++
+		log.Error().Err(err).AnErr("cause", cause).Msg("undecodable record dropped: it could not be dead-lettered")
+		return true
 	}
 }
 

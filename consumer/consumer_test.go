@@ -106,7 +106,7 @@ func (r *recorder) wait(t *testing.T, n int) []*Delivery {
 	return append([]*Delivery(nil), r.got...)
 }
 
-func run(t *testing.T, e env, h Handler, mod func(*Config)) (stop func()) {
+func run(t *testing.T, e env, h Handler, mod func(*Config), got ...func(*Consumer)) (stop func()) {
 	t.Helper()
 	cfg := Config{Brokers: e.brokers, Group: "g", Topics: []string{topic}, Decode: decodeArrival,
 		DLQ: dlq, Producer: e.prod, CommitInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second}
@@ -116,6 +116,9 @@ func run(t *testing.T, e env, h Handler, mod func(*Config)) (stop func()) {
 	c, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range got {
+		f(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
