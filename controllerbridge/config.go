@@ -9,18 +9,51 @@ package controllerbridge
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
 
 // DefaultListen is the address the controller listens on when Config.Listen
 // is empty.
 const DefaultListen = "127.0.0.1:9020"
+
+// MinTimeout is the smallest ?timeout= accepted (400 below): less cannot
+// even cover publishing the arrival.
+const MinTimeout = time.Millisecond
+
+// DefaultMaxBody is the default Config.MaxBody: the largest payload one
+// arrival record can carry, topics.MaxMessageBytes (the producer's record
+// limit and the topics' max.message.bytes) less the most an arrival's
+// envelope can add (ArrivalOverhead). Just under 1 MiB.
+var DefaultMaxBody = int64(topics.MaxMessageBytes - ArrivalOverhead)
+
+// ArrivalOverhead is the most bytes an arrival record adds to its payload:
+// the record batch, the key (the function name) and the JSON envelope, with
+// every field at its longest.
+var ArrivalOverhead = arrivalOverhead()
+
+func arrivalOverhead() int {
+	const maxName = 128 // function names and controller ids
+	long := time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -(23*3600+59*60)))
+	a := &topics.Arrival{
+		ID: topics.NewID(), Function: strings.Repeat("f", maxName), Payload: []byte("0"),
+		Reply: strings.Repeat("c", maxName), Class: math.MinInt, MemoryMB: math.MaxInt,
+		Arrived: long, Deadline: long,
+	}
+	const margin = 64 // for fields added later before this is updated
+	r, err := producer.Record("t", a)
+	if err != nil { // cannot happen: a is valid; stay on the safe side anyway
+		return 4096
+	}
+	return producer.BatchBytes(r) - len(a.Payload) + margin
+}
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
 var ErrInvalidConfig = errors.New("controllerbridge: invalid config")
@@ -48,7 +81,9 @@ type Config struct {
 	// the admin endpoints answer 503 "admin API disabled".
 	AdminToken string
 	// MaxBody bounds a request body in bytes; larger bodies get 413.
-	// Default 1 MiB.
+	// Default DefaultMaxBody, the largest payload one arrival record can
+	// carry. A larger value lets more through the body check, but a request
+	// whose arrival record would still be too large gets 413 all the same.
 	MaxBody int64
 	// DefaultTimeout is the deadline of a request without ?timeout=.
 	// Default 60s.
@@ -100,7 +135,7 @@ func (c Config) withDefaults() Config {
 		c.ID = DefaultID()
 	}
 	if c.MaxBody == 0 {
-		c.MaxBody = 1 << 20
+		c.MaxBody = DefaultMaxBody
 	}
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = 60 * time.Second

@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/pullsched/pullsched/httpserve"
+	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -49,6 +52,9 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 		d, err := parseTimeout(v)
 		if err != nil {
 			return nil, httpserve.Errorf(http.StatusBadRequest, "bad timeout %q: %v", v, err)
+		}
+		if d < MinTimeout {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad timeout %q: less than the minimum %s", v, MinTimeout)
 		}
 		if d > c.cfg.MaxTimeout {
 			return nil, httpserve.Errorf(http.StatusBadRequest, "bad timeout %q: more than the maximum %s", v, c.cfg.MaxTimeout)
@@ -89,7 +95,8 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 }
 
 // parseTimeout reads a Go duration ("1m30s") or a number of seconds ("90",
-// "2.5"); it must be positive.
+// "2.5"); it must be positive. parseRun also holds it to [MinTimeout,
+// MaxTimeout].
 func parseTimeout(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
@@ -142,6 +149,11 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 			fmt.Sprintf("too many requests waiting (%d)", c.cfg.MaxWaiting))
 	}
 	if err, uncertain := c.publish(r.Context(), min(c.cfg.PublishTimeout, req.timeout), c.names.Arrivals(), a); err != nil {
+		if errors.Is(err, errTooLarge) || errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+			// The client's to fix, not the broker's: nothing was published.
+			c.book.forget(a.ID)
+			return httpserve.Errorf(http.StatusRequestEntityTooLarge, "request too large for one record: %v", err)
+		}
 		c.m.pubErrors.Inc()
 		msg := "could not publish the request: " + err.Error()
 		if uncertain {
@@ -292,6 +304,9 @@ func (c *Controller) handleActivation(w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
+// errTooLarge means an event's record is over the producer's record limit.
+var errTooLarge = errors.New("record too large")
+
 // publish sends ev to topic and waits for the broker's acknowledgement for
 // at most limit (or until ctx ends). An idempotent producer cannot take back
 // a record it may have sent, so waiting longer would not bound the request:
@@ -302,10 +317,17 @@ func (c *Controller) publish(ctx context.Context, limit time.Duration, topic str
 	if prod == nil {
 		return errors.New("controller not started"), false
 	}
+	rec, err := producer.Record(topic, ev)
+	if err != nil {
+		return err, false
+	}
+	if !prod.Fits(rec) {
+		return fmt.Errorf("%w: %s of %d bytes, over the limit of %d", errTooLarge, ev.Kind(), producer.BatchBytes(rec), prod.MaxRecordBytes()), false
+	}
 	pctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	done := make(chan error, 1) // the producer calls back once, even after we stop waiting
-	prod.PublishAsync(pctx, topic, ev, func(err error) { done <- err })
+	prod.ProduceAsync(pctx, rec, func(err error) { done <- err })
 	select {
 	case err := <-done:
 		return err, false

@@ -153,6 +153,8 @@ func TestRunBadInput(t *testing.T) {
 		{"zero timeout", "POST", "/run/f?timeout=0", "", 400, "must be positive"},
 		{"timeout over max", "POST", "/run/f?timeout=2m", "", 400, "more than the maximum"},
 		{"huge timeout", "POST", "/run/f?timeout=1e300", "", 400, "too large"},
+		{"nanosecond timeout", "POST", "/run/f?timeout=1ns", "", 400, "less than the minimum 1ms"},
+		{"sub-millisecond timeout", "POST", "/run/f?timeout=0.0009", "", 400, "less than the minimum 1ms"},
 		{"bad blocking", "POST", "/run/f?blocking=maybe", "", 400, "bad blocking"},
 		{"bad class", "POST", "/run/f?class=high", "", 400, "bad class"},
 		{"no function", "POST", "/run/", "", 400, "want /run/<function>"},
@@ -177,6 +179,43 @@ func TestRunBadInput(t *testing.T) {
 	}
 	if got := value(t, h.c.m.published); got != 0 {
 		t.Errorf("%v arrivals published for bad input", got)
+	}
+}
+
+// TestRunBodyLimits: a body is accepted up to what one arrival record can
+// carry and gets 413 beyond — also under a --max-body set higher than
+// that — never 503 from a record the broker or producer refuses.
+func TestRunBodyLimits(t *testing.T) {
+	body := func(n int64) string { return `"` + strings.Repeat("x", int(n)-2) + `"` }
+	long := strings.Repeat("f", 128)
+	cases := []struct {
+		name    string
+		maxBody int64
+		fn      string
+		size    int64
+		status  int
+		msg     string
+	}{
+		{"default limit", 0, "f", DefaultMaxBody, 202, ""},
+		{"default limit, longest name", 0, long, DefaultMaxBody, 202, ""},
+		{"over the default limit", 0, "f", DefaultMaxBody + 1, 413, "larger than"},
+		{"1 MiB", 0, "f", 1 << 20, 413, "larger than"},
+		{"under a raised limit, over a record", 2 << 20, "f", 1<<20 + 100, 413, "too large for one record"},
+		{"raised limit, small body", 2 << 20, "f", 1000, 202, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, func(c *Config) { c.MaxBody = tc.maxBody })
+			resp, b := call(t, "POST", h.base+"/run/"+tc.fn+"?blocking=false", "", body(tc.size))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %.200s", resp.StatusCode, tc.status, b)
+			}
+			if tc.msg != "" {
+				if e := jsonError(t, resp, b); !strings.Contains(e.Error, tc.msg) {
+					t.Errorf("error %q does not say %q", e.Error, tc.msg)
+				}
+			}
+		})
 	}
 }
 

@@ -159,7 +159,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("minimal config: %v", err)
 	}
 	d := ok.withDefaults()
-	if d.Listen != DefaultListen || d.MaxBody != 1<<20 || d.DefaultTimeout != time.Minute || d.ActivationTTL != 10*time.Minute ||
+	if d.Listen != DefaultListen || d.MaxBody != DefaultMaxBody || DefaultMaxBody < 1<<20-1024 || d.DefaultTimeout != time.Minute || d.ActivationTTL != 10*time.Minute ||
 		!topics.ValidID(d.ID) || !strings.HasPrefix(d.ID, "controller-") || d.writeTimeout() < d.MaxTimeout {
 		t.Errorf("defaults %+v", d)
 	}
