@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -92,26 +91,22 @@ func (rr *resultsReader) handle(r *kgo.Record) {
 	}
 }
 
-// deadLetter copies an undecodable record to the dlq with the reason.
+// deadLetter sends an undecodable record to the dlq the consumer package's
+// way: a copy with its headers and the reason, or a reference when it is
+// too large to copy. It does not wait, so the results reader never stalls
+// on the dlq.
 func (c *Controller) deadLetter(r *kgo.Record, cause error) {
 	prod := c.prod.Load()
 	if prod == nil {
 		return
 	}
-	dl := &kgo.Record{
-		Topic: c.names.DLQ(),
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: []kgo.RecordHeader{
-			{Key: consumer.HeaderError, Value: []byte(cause.Error())},
-			{Key: consumer.HeaderTopic, Value: []byte(r.Topic)},
-			{Key: consumer.HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
-			{Key: consumer.HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-		},
-	}
-	prod.ProduceAsync(context.Background(), dl, func(err error) {
-		if err != nil {
-			c.log.Error().Err(err).Msg("dead-lettering a result failed")
+	consumer.DeadLetterAsync(context.Background(), prod, c.names.DLQ(), r, cause, func(kind consumer.DeadLetterResult, err error) {
+		log := c.log.With().Int32("partition", r.Partition).Int64("offset", r.Offset).Logger()
+		switch {
+		case err != nil:
+			log.Error().Err(err).AnErr("cause", cause).Msg("undecodable result dropped: it could not be dead-lettered")
+		case kind == consumer.DeadLetterReference:
+			log.Warn().Int("bytes", len(r.Value)).Msg("undecodable result too large to copy; a reference to it dead-lettered")
 		}
 	})
 }

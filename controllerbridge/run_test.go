@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -381,35 +383,59 @@ func TestUnknownResultIgnored(t *testing.T) {
 	})
 }
 
+// TestUndecodableResultDeadLettered: an undecodable result goes to the dlq
+// with its own headers and the reason; one too large to copy goes as a
+// reference to it, not nowhere.
 func TestUndecodableResultDeadLettered(t *testing.T) {
-	h := start(t, nil)
-	n := h.cfg.Topics.Names()
-	rec := &kgo.Record{Topic: n.Results("ctl"), Key: []byte("k"), Value: []byte("not json")}
-	if err := h.prod.Client().ProduceSync(context.Background(), rec).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "bad result counted", func() bool { return value(t, h.c.m.badRecs) == 1 })
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Brokers...), kgo.ConsumeTopics(n.DLQ()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	fs := cl.PollFetches(ctx)
-	recs := fs.Records()
-	if len(recs) != 1 || string(recs[0].Value) != "not json" {
-		t.Fatalf("dlq records %v (errors %v)", recs, fs.Errors())
-	}
-	var why string
-	for _, hd := range recs[0].Headers {
-		if hd.Key == "pullsched-error" {
-			why = string(hd.Value)
-		}
-	}
-	if why == "" {
-		t.Error("dead letter without its reason")
+	huge := make([]byte, topics.MaxMessageBytes-producer.BatchBytes(&kgo.Record{Key: []byte("k"),
+		Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t1")}}}))
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		ref   bool
+	}{
+		{"small", []byte("not json"), false},
+		{"too large to copy", huge, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, nil)
+			n := h.cfg.Topics.Names()
+			rec := &kgo.Record{Topic: n.Results("ctl"), Key: []byte("k"), Value: tc.value,
+				Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t1")}}}
+			if err := h.prod.Client().ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "bad result counted", func() bool { return value(t, h.c.m.badRecs) == 1 })
+			cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Brokers...), kgo.ConsumeTopics(n.DLQ()),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			fs := cl.PollFetches(ctx)
+			recs := fs.Records()
+			if len(recs) != 1 {
+				t.Fatalf("dlq records %d (errors %v)", len(recs), fs.Errors())
+			}
+			hd := map[string]string{}
+			for _, kv := range recs[0].Headers {
+				hd[kv.Key] = string(kv.Value)
+			}
+			if hd[consumer.HeaderError] == "" || hd[consumer.HeaderTopic] != n.Results("ctl") {
+				t.Fatalf("dead letter headers %v", hd)
+			}
+			if tc.ref {
+				if hd[consumer.HeaderReference] == "" || len(recs[0].Value) != consumer.PrefixBytes {
+					t.Fatalf("not a reference: headers %v, %d bytes", hd, len(recs[0].Value))
+				}
+				return
+			}
+			if string(recs[0].Value) != string(tc.value) || hd["trace"] != "t1" {
+				t.Fatalf("copy lost its value or headers: %v %q", hd, recs[0].Value)
+			}
+		})
 	}
 }
 
