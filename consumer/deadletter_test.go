@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -118,6 +119,60 @@ func TestDeadLetterNeverBlocks(t *testing.T) {
 			if h[HeaderReference] == "" || h[HeaderSize] != strconv.Itoa(1+len(tc.value)+len("trace")+len("t1")) ||
 				h[HeaderPrefix] != strconv.Itoa(PrefixBytes) || string(dead[0].Value) != string(tc.value[:PrefixBytes]) {
 				t.Fatalf("reference: headers %v, value of %d bytes", h, len(dead[0].Value))
+			}
+		})
+	}
+}
+
+// TestDeadLetterAsync: the non-waiting form takes the same decisions as
+// DeadLetter — a copy when it fits, a reference when the producer's limit or
+// the dlq topic's refuses the copy.
+func TestDeadLetterAsync(t *testing.T) {
+	b, err := broker.Start(broker.Config{Ports: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	p, err := producer.New(producer.Config{Brokers: b.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(time.Second) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(p.Client())
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "dlq.big"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kadm.StringPtr("10000")}, "dlq.small"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		dlq   string
+		value []byte
+		want  DeadLetterResult
+	}{
+		{"copy", "dlq.big", []byte("junk"), DeadLetterCopy},
+		{"over the producer's limit", "dlq.big", make([]byte, topics.MaxMessageBytes), DeadLetterReference},
+		{"over the topic's limit", "dlq.small", make([]byte, 20_000), DeadLetterReference},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &kgo.Record{Topic: topic, Partition: 3, Offset: 7, Value: tc.value}
+			got := make(chan DeadLetterResult, 1)
+			DeadLetterAsync(ctx, p, tc.dlq, r, errors.New("bad"), func(kind DeadLetterResult, err error) {
+				if err != nil {
+					t.Errorf("DeadLetterAsync: %v", err)
+				}
+				got <- kind
+			})
+			select {
+			case kind := <-got:
+				if kind != tc.want {
+					t.Fatalf("result %d, want %d", kind, tc.want)
+				}
+			case <-ctx.Done():
+				t.Fatal("done never called")
 			}
 		})
 	}
