@@ -66,6 +66,7 @@ type state struct {
 	fnPart  map[string]int32 // function -> its partition, as seen in records
 	skipTo  map[int32]int64  // worker-events partition -> offsets below were applied by a rebuild
 	workers map[string]*worker
+	feed    workerFeed     // how well the workers topic is heard
 	owned   map[int32]bool // arrivals partitions this replica holds
 	gen     uint64
 	dirty   bool // something may have freed capacity: drain the pending queue
@@ -91,6 +92,7 @@ func newState(s *Scheduler) (*state, error) {
 		s: s, cfg: cfg, log: s.log, m: s.m, pol: pol, pname: pol.Name(), pend: pend, est: est,
 		jobs: map[string]*job{}, seen: newRecentSet(cfg.RecentIDs),
 		fnPart: map[string]int32{}, skipTo: map[int32]int64{}, workers: map[string]*worker{}, owned: map[int32]bool{},
+		feed: workerFeed{applied: map[int32]int64{}},
 	}
 	st.idle, _ = pol.(policy.IdleTracker)
 	st.forg, _ = pol.(policy.IdleForgetter)
@@ -159,8 +161,8 @@ func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time)
 		return
 	}
 	st.jobs[a.ID] = j
-	if st.pend.Len() > 0 || len(st.retry) > 0 {
-		st.enqueue(j, now) // keep order: earlier arrivals are waiting
+	if st.pend.Len() > 0 || len(st.retry) > 0 || st.holding(now) {
+		st.enqueue(j, now) // keep order: earlier arrivals are waiting; or the rotation may be stale
 		return
 	}
 	st.place(j, now)
@@ -396,7 +398,11 @@ func (st *state) afterChanges() {
 
 // drain places waiting arrivals while the policy finds room: the retry list
 // first, then the pending queue in its discipline's order.
+// Nothing is placed while decisions wait for the workers topic (holding).
 func (st *state) drain(now time.Time) {
+	if st.holding(now) {
+		return
+	}
 	for len(st.retry) > 0 {
 		j := st.retry[0]
 		code := st.place(j, now)

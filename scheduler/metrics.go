@@ -32,6 +32,9 @@ type metrics struct {
 	produceErrors *prometheus.CounterVec
 	lag           prometheus.Gauge
 	rebuilt       prometheus.Counter
+	ignored       *prometheus.CounterVec
+	deafGaps      prometheus.Counter
+	heardAge      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -68,9 +71,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "consumer_lag", Help: "Records of arrivals and worker-events not yet committed by the scheduler group (sampled)."}),
 		rebuilt: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "idle_rebuilt_total", Help: "Idle entries restored from worker-events after partitions were assigned."}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "worker_records_ignored_total", Help: "Worker records not believed, by reason (no_bridge: neither a bridge's nor the admin API's; bridge_changed: another bridge claims a worker whose bridge is alive)."},
+			[]string{"reason"}),
+		deafGaps: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "workers_topic_gaps_total", Help: "Times the workers topic could not be read to its end for longer than the heartbeat timeout (the silence of such a gap is not held against workers)."}),
+		heardAge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "workers_topic_heard_age_seconds", Help: "How long ago the workers topic was last known read to its end."}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.results, m.pending, m.decisionSec, m.assignSec,
-		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt} {
+		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt,
+		m.ignored, m.deafGaps, m.heardAge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
 		}

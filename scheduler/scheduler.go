@@ -206,6 +206,11 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	case err := <-fail:
 		return err
 	}
+	helpWG.Add(1)
+	go func() {
+		defer helpWG.Done()
+		s.probeWorkers(helpers)
+	}()
 	s.waitProvisioned(ctx, 10*time.Second)
 
 	cons, err := consumer.New(consumer.Config{
@@ -401,6 +406,7 @@ func (s *Scheduler) sampleLag(ctx context.Context) {
 // handing each record to the loop. caught is closed once the records that
 // existed at the start are all handed over (and applied).
 func (s *Scheduler) followWorkers(ctx context.Context, caught chan struct{}) error {
+	start := s.cfg.Clock() // every record written before it is read by caughtUp
 	err := consumer.Follow(ctx, consumer.ReaderConfig{
 		Brokers:  s.cfg.Brokers,
 		Topic:    s.names.Workers(),
@@ -413,18 +419,62 @@ func (s *Scheduler) followWorkers(ctx context.Context, caught chan struct{}) err
 			if r.Value != nil { // nil is a compaction tombstone
 				s.log.Warn().Err(err).Int64("offset", r.Offset).Msg("undecodable worker record ignored")
 			}
-			return
+			w = nil // only its offset counts
 		}
-		ts := r.Timestamp
-		s.inbox.put(func() { s.st.workerRecord(w, ts) })
+		ts, part, off := r.Timestamp, r.Partition, r.Offset
+		s.inbox.put(func() { s.st.workerRecord(w, ts, part, off) })
 	}, func() {
 		// Applied in order after every record before it.
-		s.inbox.put(func() { close(caught) })
+		s.inbox.put(func() {
+			s.st.covered(start)
+			close(caught)
+		})
 	})
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("scheduler: follow workers: %w", err)
 	}
 	return nil
+}
+
+// probeWorkers lists the end offsets of the workers topic every tenth of
+// the heartbeat timeout (at most every 500ms) and hands them to the loop,
+// which learns from them up to when it has read the topic (workerFeed.heard):
+// the only way to tell silent workers from a topic it cannot read.
+func (s *Scheduler) probeWorkers(ctx context.Context) {
+	every := min(max(s.cfg.HeartbeatTimeout/10, 10*time.Millisecond), 500*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	topic := s.names.Workers()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		at := s.cfg.Clock() // before the listing: what was written before is below the ends
+		lctx, cancel := context.WithTimeout(ctx, min(max(s.cfg.HeartbeatTimeout, time.Second), 10*time.Second))
+		listed, err := s.adm.ListEndOffsets(lctx, topic)
+		cancel()
+		if err == nil {
+			err = listed.Error()
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug().Err(err).Msg("workers topic end offsets not listed")
+			}
+			continue
+		}
+		ends := map[int32]int64{}
+		listed.Each(func(o kadm.ListedOffset) {
+			if o.Topic == topic {
+				ends[o.Partition] = o.Offset
+			}
+		})
+		if len(ends) == 0 {
+			continue
+		}
+		s.inbox.put(func() { s.st.workersProbe(at, ends) })
+	}
 }
 
 // rebuildEvent is one worker-events record re-read after an assignment.

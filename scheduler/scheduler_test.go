@@ -293,8 +293,18 @@ func TestWorkerRotation(t *testing.T) {
 	waitRotation(t, s, "w1", "w2")
 
 	b2.silent.Store(true)
-	e.clock.Advance(4 * time.Second) // w1 heartbeats on; w2 is now silent too long
+	// Two jumps, each shorter than the heartbeat timeout: a longer one
+	// would look like a gap in which this scheduler could not read the
+	// workers topic, and that silence is not held against workers.
+	e.clock.Advance(2 * time.Second)
 	jumped := e.clock.Now()
+	eventually(t, "workers topic read past the first jump", func() bool {
+		var heard bool
+		inspect(t, s, func(st *state) { heard = !st.feed.heard.Before(jumped) })
+		return heard
+	})
+	e.clock.Advance(2 * time.Second) // w1 heartbeats on; w2 is now silent too long
+	jumped = e.clock.Now()
 	eventually(t, "w2 out, w1 heard from since the jump", func() bool {
 		var out, in bool
 		inspect(t, s, func(st *state) {
