@@ -47,8 +47,10 @@ type workerFeed struct {
 	applied map[int32]int64 // partition → offset after the last record applied
 	probe   *workersProbe   // end offsets not yet all applied
 	// holdFrom is when decisions started waiting for the topic to be read
-	// again (see holding); zero when they do not wait.
+	// again (see holding); zero when they do not wait. holdOver: that
+	// wait is over and decisions go on without the topic.
 	holdFrom time.Time
+	holdOver bool
 }
 
 // workersProbe is the workers topic's end offsets as listed at a time.
@@ -195,7 +197,7 @@ func (st *state) covered(at time.Time) {
 	}
 	if !st.feed.holdFrom.IsZero() {
 		st.log.Info().Dur("held", st.now().Sub(st.feed.holdFrom)).Msg("workers topic caught up; decisions resume")
-		st.feed.holdFrom = time.Time{}
+		st.feed.holdFrom, st.feed.holdOver = time.Time{}, false
 		st.dirty = true
 	}
 }
@@ -214,14 +216,21 @@ func (st *state) deaf(now time.Time) bool {
 // it last heard it (which silence has not emptied: see fresh).
 func (st *state) holding(now time.Time) bool {
 	if !st.deaf(now) {
-		st.feed.holdFrom = time.Time{}
+		st.feed.holdFrom, st.feed.holdOver = time.Time{}, false
 		return false
 	}
 	if st.feed.holdFrom.IsZero() {
 		st.feed.holdFrom = now
 		st.log.Warn().Time("heard", st.feed.heard).Msg("workers topic not read for longer than the heartbeat timeout; decisions wait")
 	}
-	return now.Sub(st.feed.holdFrom) < 2*st.cfg.HeartbeatTimeout
+	if now.Sub(st.feed.holdFrom) < 2*st.cfg.HeartbeatTimeout {
+		return true
+	}
+	if !st.feed.holdOver {
+		st.feed.holdOver = true
+		st.log.Warn().Time("heard", st.feed.heard).Msg("workers topic still not read; deciding on the rotation as last heard")
+	}
+	return false
 }
 
 // provisioned notes that the invoker topic of id exists.

@@ -250,3 +250,36 @@ func TestWorkersTopicHoldBounded(t *testing.T) {
 		t.Fatal("held longer than two heartbeat timeouts")
 	}
 }
+
+// While the workers topic is replayed at start-up, a record counts as
+// heard at its Kafka timestamp, never later than now: an old heartbeat
+// puts no worker in rotation, and one stamped in the future counts as now.
+func TestWorkerReplayUsesRecordTime(t *testing.T) {
+	clock := &testClock{}
+	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, ID: "s1", Clock: clock.Now, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &feedRig{t: t, st: s.st, clock: clock}
+	now := clock.Now()
+	for i, c := range []struct {
+		id string
+		ts time.Time
+	}{{"old", now.Add(-10 * time.Second)}, {"ahead", now.Add(time.Minute)}, {"recent", now.Add(-time.Second)}} {
+		rec := topics.Worker{ID: c.id, State: topics.WorkerActive, Source: topics.SourceSidecar, Healthy: true,
+			Bridge: "b-" + c.id, At: c.ts}
+		r.st.workerRecord(&rec, c.ts, 0, int64(i))
+		r.st.provisioned(c.id)
+		r.off++
+	}
+	r.st.covered(clock.Now()) // read to its end
+	if r.rot("old") != rotNone || r.rot("ahead") != rotActive || r.rot("recent") != rotActive {
+		t.Fatalf("after replay: old %d, ahead %d, recent %d", r.rot("old"), r.rot("ahead"), r.rot("recent"))
+	}
+	for range 4 {
+		r.heard(time.Second)
+	}
+	if r.rot("ahead") != rotNone || r.rot("recent") != rotNone {
+		t.Fatal("replayed workers still in rotation after 4s of silence")
+	}
+}
