@@ -217,10 +217,10 @@ const (
 	// DefaultKeepAlive is pull's default idle-entry lifetime.
 	DefaultKeepAlive = 10 * time.Minute
 	// DefaultWaitFactor is pull-wait's default patience. On the Hiku
-	// workload (per-VU mixes, one seed, docs/EVALUATION.md) 1 cut cold
-	// starts by 43% at 9 GiB workers and 17% at 16 GiB, 2 by 63% and
-	// 37%, at the same mean latency (within 1-3%); 4 cut them by 74% at
-	// 9 GiB but cost 11% of p99 there and 42% at 4 GiB.
+	// workload (per-VU mixes, 3 seeds, docs/EVALUATION.md) pull-wait with 2
+	// had 49% fewer cold starts than pull at 9 GiB workers, 33% at 16 GiB
+	// and 10% at 4 GiB, at pull's mean latency; single-seed runs of an
+	// earlier version showed 1 saving far fewer and 4 costing p99.
 	DefaultWaitFactor = 2.0
 )
 
