@@ -58,13 +58,21 @@ func (e *Estimator) Observe(function string, d time.Duration) {
 	}
 	x := float64(d)
 	old, ok := e.ewma[function]
-	v := x
+	v := ewma(old, x, e.alpha, !ok)
 	if ok {
-		v = old + e.alpha*(x-old)
 		e.sum -= old
 	}
 	e.ewma[function] = v
 	e.sum += v
+}
+
+// ewma is one step of an exponentially weighted moving average with
+// weight alpha for the new sample x; the first sample is taken as it is.
+func ewma(old, x, alpha float64, first bool) float64 {
+	if first {
+		return x
+	}
+	return old + alpha*(x-old)
 }
 
 // Estimate returns the expected duration of function and whether the

@@ -43,17 +43,10 @@ func (s *fnStat) completed(c Completion) {
 	x := float64(c.Duration)
 	switch c.Start {
 	case StartWarm:
-		s.warm, s.nw = ewma(s.warm, x, s.nw), s.nw+1
+		s.warm, s.nw = ewma(s.warm, x, waitAlpha, s.nw == 0), s.nw+1
 	case StartCold:
-		s.cold, s.nc = ewma(s.cold, x, s.nc), s.nc+1
+		s.cold, s.nc = ewma(s.cold, x, waitAlpha, s.nc == 0), s.nc+1
 	}
-}
-
-func ewma(old, x float64, n uint32) float64 {
-	if n == 0 {
-		return x
-	}
-	return old + waitAlpha*(x-old)
 }
 
 // waitFor decides whether a request should wait for one of the function's
