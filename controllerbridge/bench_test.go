@@ -15,7 +15,7 @@ import (
 func BenchmarkBook(b *testing.B) {
 	for _, size := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("store=%d", size), func(b *testing.B) {
-			bk := newBook(time.Minute, size, 10_000)
+			bk := newBook(time.Minute, size, DefaultMaxActivationBytes, 10_000)
 			now := time.Unix(1000, 0)
 			ids := make([]string, 4096)
 			for i := range ids {

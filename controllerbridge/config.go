@@ -55,6 +55,9 @@ func arrivalOverhead() int {
 	return producer.BatchBytes(r) - len(a.Payload) + margin
 }
 
+// DefaultMaxActivationBytes is the default Config.MaxActivationBytes: 64 MiB.
+const DefaultMaxActivationBytes = 64 << 20
+
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
 var ErrInvalidConfig = errors.New("controllerbridge: invalid config")
 
@@ -103,6 +106,15 @@ type Config struct {
 	// GET /activations/<id>; beyond it the one closest to expiry is
 	// forgotten. Default 100,000.
 	MaxActivations int
+	// MaxActivationBytes bounds, in bytes, the activations remembered for
+	// GET /activations/<id> and Idempotency-Key retries: results (body,
+	// error and the rest) plus about 256 B per activation. Beyond it the
+	// activations closest to expiry (for results, the oldest) are forgotten
+	// first. A blocking request without an Idempotency-Key drops its result
+	// once answered, so this holds non-blocking results, results whose
+	// request gave up, and keyed ones. Default DefaultMaxActivationBytes
+	// (64 MiB): the controller's memory grows by up to about this much.
+	MaxActivationBytes int64
 	// MaxWaiting bounds the blocking requests waiting for a result at once;
 	// beyond it /run answers 429 with Retry-After. Default 10,000.
 	MaxWaiting int
@@ -151,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxActivations == 0 {
 		c.MaxActivations = 100_000
+	}
+	if c.MaxActivationBytes == 0 {
+		c.MaxActivationBytes = DefaultMaxActivationBytes
 	}
 	if c.MaxWaiting == 0 {
 		c.MaxWaiting = 10_000
@@ -204,7 +219,7 @@ func (c Config) Validate() error {
 		return bad("negative duration")
 	case c.DefaultTimeout > c.MaxTimeout:
 		return bad("default timeout %s exceeds max timeout %s", c.DefaultTimeout, c.MaxTimeout)
-	case c.MaxActivations < 0 || c.MaxWaiting < 0:
+	case c.MaxActivations < 0 || c.MaxWaiting < 0 || c.MaxActivationBytes < 0:
 		return bad("negative bound")
 	}
 	return nil

@@ -66,7 +66,7 @@ func New(cfg Config) (*Controller, error) {
 		log:   log,
 		names: cfg.Topics.Names(),
 		srv:   srv,
-		book:  newBook(cfg.ActivationTTL, cfg.MaxActivations, cfg.MaxWaiting),
+		book:  newBook(cfg.ActivationTTL, cfg.MaxActivations, cfg.MaxActivationBytes, cfg.MaxWaiting),
 		view:  newWorkerView(),
 		ready: make(chan struct{}),
 		abort: make(chan struct{}),
@@ -269,7 +269,10 @@ func newMetrics(reg *prometheus.Registry, c *Controller) *metrics {
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pullsched_controller_activations", Help: "Activations remembered for GET /activations/<id>.",
 	}, func() float64 { return float64(c.book.stats().Activations) })
-	reg.MustRegister(m.requests, m.latency, m.results, m.published, m.pubErrors, m.badRecs, m.gone, waiting, stored)
+	storedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pullsched_controller_activation_bytes", Help: "Bytes the remembered activations are accounted for (bounded by MaxActivationBytes).",
+	}, func() float64 { return float64(c.book.stats().Bytes) })
+	reg.MustRegister(m.requests, m.latency, m.results, m.published, m.pubErrors, m.badRecs, m.gone, waiting, stored, storedBytes)
 	return m
 }
 

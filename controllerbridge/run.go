@@ -23,7 +23,19 @@ const (
 	HeaderActivationID = "X-Activation-Id"
 	HeaderWorker       = "X-Worker"
 	HeaderColdStart    = "X-Cold-Start" // "1" cold, "0" warm; absent when unknown
+	// HeaderOutcome is "unknown" on a 503 after which the function may still
+	// run (the broker did not acknowledge the arrival in time, or the
+	// controller shut down while waiting): retrying may run it twice, unless
+	// the retry carries the same Idempotency-Key.
+	HeaderOutcome = "X-Outcome"
 )
+
+// HeaderIdempotencyKey is the /run request header whose value names the
+// activation: see handleRun.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// MaxIdempotencyKey is the longest Idempotency-Key accepted (400 beyond).
+const MaxIdempotencyKey = 255
 
 // errorBody is the JSON of every failure answer about an activation.
 type errorBody struct {
@@ -39,6 +51,7 @@ type runRequest struct {
 	timeout  time.Duration
 	blocking bool
 	class    int
+	key      string // Idempotency-Key, "" without
 }
 
 // parseRun validates a /run request; its errors are 4xx answers.
@@ -46,6 +59,15 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 	req := &runRequest{fn: r.PathValue("fn"), timeout: c.cfg.DefaultTimeout, blocking: true}
 	if err := topics.CheckFunction(req.fn); err != nil {
 		return nil, httpserve.Errorf(http.StatusBadRequest, "bad function name %q: want 1-128 of letters, digits, '_', '.', '-'", req.fn)
+	}
+	if keys := r.Header.Values(HeaderIdempotencyKey); len(keys) > 0 {
+		if len(keys) > 1 {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad %s: sent %d times, want once", HeaderIdempotencyKey, len(keys))
+		}
+		if err := checkIdempotencyKey(keys[0]); err != nil {
+			return nil, httpserve.Errorf(http.StatusBadRequest, "bad %s: %v", HeaderIdempotencyKey, err)
+		}
+		req.key = keys[0]
 	}
 	q := r.URL.Query()
 	if v := q.Get("timeout"); v != "" {
@@ -94,6 +116,23 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 	return req, nil
 }
 
+// checkIdempotencyKey says what is wrong with an Idempotency-Key, if
+// anything: it must be 1 to MaxIdempotencyKey printable ASCII characters.
+func checkIdempotencyKey(k string) error {
+	if k == "" {
+		return errors.New("empty")
+	}
+	if len(k) > MaxIdempotencyKey {
+		return fmt.Errorf("%d bytes long, more than %d", len(k), MaxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return fmt.Errorf("byte %d is %#x: want printable ASCII", i, k[i])
+		}
+	}
+	return nil
+}
+
 // parseTimeout reads a Go duration ("1m30s") or a number of seconds ("90",
 // "2.5"); it must be positive. parseRun also holds it to [MinTimeout,
 // MaxTimeout].
@@ -116,6 +155,17 @@ func parseTimeout(v string) (time.Duration, error) {
 }
 
 // handleRun serves POST|GET /run/<fn>.
+//
+// With an Idempotency-Key header (1-255 printable ASCII characters; 400
+// otherwise) the key names the activation, per function, for as long as the
+// controller remembers it (ActivationTTL, MaxActivations,
+// MaxActivationBytes): a request with a key already seen publishes nothing
+// and gets the first request's answer — the result when it has come (a
+// blocking request still waiting for it waits for the same result), else
+// 202 with the activation id when non-blocking. The first request's payload
+// and parameters win. A 503 with "X-Outcome: unknown" means the arrival may
+// still run: retrying with the same key cannot run it twice, retrying
+// without one may.
 func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost { // the mux lets HEAD through GET routes
 		return &httpserve.Error{Status: http.StatusMethodNotAllowed, Msg: "use POST or GET /run/<function>",
@@ -139,14 +189,28 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 		Arrived:  now,
 		Deadline: now.Add(req.timeout),
 	}
-	log := c.log.With().Str("activation", a.ID).Str("fn", a.Function).Logger()
 	waitUntil := a.Deadline.Add(c.cfg.ResultMargin)
+	key := ""
+	if req.key != "" {
+		key = idemKey(req.fn, req.key)
+	}
 
 	// The waiter exists before the arrival does, so no result can slip by.
-	ch, ok := c.book.register(a.ID, req.blocking, now, waitUntil)
+	cl, ok := c.book.claim(a.ID, key, req.blocking, now, waitUntil)
 	if !ok {
 		return c.writeFailure(w, http.StatusTooManyRequests, a.ID, topics.ReasonOverloaded,
 			fmt.Sprintf("too many requests waiting (%d)", c.cfg.MaxWaiting))
+	}
+	log := c.log.With().Str("activation", cl.id).Str("fn", a.Function).Logger()
+	if cl.existing {
+		log.Debug().Bool("result", cl.res != nil).Msg("idempotency key seen before: answering for its activation")
+		switch {
+		case !req.blocking:
+			return c.writeAccepted(w, cl.id)
+		case cl.res != nil:
+			return c.writeResult(w, cl.res)
+		}
+		return c.await(w, r, req, cl.id, cl.ch, waitUntil)
 	}
 	if err, uncertain := c.publish(r.Context(), min(c.cfg.PublishTimeout, req.timeout), c.names.Arrivals(), a); err != nil {
 		if errors.Is(err, errTooLarge) || errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
@@ -157,10 +221,13 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 		c.m.pubErrors.Inc()
 		msg := "could not publish the request: " + err.Error()
 		if uncertain {
-			// The broker may still take it: keep the activation so that a
-			// result, if one comes, can be fetched.
-			c.book.unwait(a.ID)
-			msg = "the broker did not acknowledge the request in time; it may still run: " + err.Error()
+			// The broker may still take it: keep the activation (and its
+			// idempotency key) so that a result, if one comes, can be
+			// fetched, and a retry with the key publishes nothing new.
+			c.book.unwait(a.ID, cl.ch)
+			w.Header().Set(HeaderOutcome, "unknown")
+			msg = "the broker did not acknowledge the request in time; it may still run " +
+				"(retrying without the same Idempotency-Key may run it twice): " + err.Error()
 		} else {
 			c.book.forget(a.ID)
 		}
@@ -174,32 +241,50 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 	c.m.published.Inc()
 
 	if !req.blocking {
-		w.Header().Set("Location", "/activations/"+a.ID)
-		w.Header().Set(HeaderActivationID, a.ID)
-		httpserve.WriteJSON(w, http.StatusAccepted, map[string]string{"activation_id": a.ID})
-		return nil
+		return c.writeAccepted(w, a.ID)
 	}
+	return c.await(w, r, req, a.ID, cl.ch, waitUntil)
+}
 
+// writeAccepted answers a non-blocking request: 202 with the activation id.
+func (c *Controller) writeAccepted(w http.ResponseWriter, id string) error {
+	w.Header().Set("Location", "/activations/"+id)
+	w.Header().Set(HeaderActivationID, id)
+	httpserve.WriteJSON(w, http.StatusAccepted, map[string]string{"activation_id": id})
+	return nil
+}
+
+// await waits until waitUntil for the result of activation id on ch and
+// answers with it. A result answered with is dropped from the book unless
+// req has an idempotency key: nobody else can ask for it.
+func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runRequest, id string, ch <-chan *topics.Result, waitUntil time.Time) error {
+	log := c.log.With().Str("activation", id).Str("fn", req.fn).Logger()
 	timer := time.NewTimer(time.Until(waitUntil))
 	defer timer.Stop()
 	select {
 	case res := <-ch:
+		if res == nil { // another request with the same key could not publish it
+			return c.writeFailure(w, http.StatusServiceUnavailable, id, "",
+				"the request with this Idempotency-Key could not be published; retry")
+		}
+		c.book.drop(id) // first, so that a GET right after the answer finds it gone
 		return c.writeResult(w, res)
 	case <-timer.C:
-		c.book.unwait(a.ID)
+		c.book.unwait(id, ch)
 		log.Debug().Msg("no result before the deadline")
-		return c.writeFailure(w, http.StatusGatewayTimeout, a.ID, topics.ReasonTimeout,
+		return c.writeFailure(w, http.StatusGatewayTimeout, id, topics.ReasonTimeout,
 			fmt.Sprintf("no result within %s", req.timeout))
 	case <-r.Context().Done():
-		c.book.unwait(a.ID)
+		c.book.unwait(id, ch)
 		c.m.gone.Inc()
 		log.Debug().Msg("client went away; the result will be kept for GET /activations")
 		return nil
 	case <-c.abort:
-		c.book.unwait(a.ID)
+		c.book.unwait(id, ch)
 		w.Header().Set("Connection", "close")
-		return c.writeFailure(w, http.StatusServiceUnavailable, a.ID, "",
-			"controller is shutting down; fetch the result later with GET /activations/"+a.ID)
+		w.Header().Set(HeaderOutcome, "unknown")
+		return c.writeFailure(w, http.StatusServiceUnavailable, id, "",
+			"controller is shutting down; fetch the result later with GET /activations/"+id)
 	}
 }
 
@@ -285,12 +370,14 @@ type activationView struct {
 }
 
 // handleActivation serves GET /activations/<id>: 200 with the result, 202
-// while pending, 404 when unknown or expired.
+// while pending, 404 when unknown or expired — or when its blocking request
+// (without an Idempotency-Key) was answered with it: such results are not
+// kept.
 func (c *Controller) handleActivation(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	res, known := c.book.lookup(id, time.Now())
 	if !known {
-		return httpserve.Errorf(http.StatusNotFound, "activation %q unknown or expired", id)
+		return httpserve.Errorf(http.StatusNotFound, "activation %q unknown or expired (or its blocking request was answered without an Idempotency-Key: such results are not kept)", id)
 	}
 	if res == nil {
 		httpserve.WriteJSON(w, http.StatusAccepted, map[string]string{"activation_id": id, "status": "pending"})

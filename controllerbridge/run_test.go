@@ -42,7 +42,10 @@ func TestRunHappyPath(t *testing.T) {
 	h := start(t, nil)
 	startFake(t, h, echo())
 
-	resp, body := call(t, "POST", h.base+"/run/echo-1", "", `{"x": 1}`)
+	resp, body, err := send("POST", h.base+"/run/echo-1", [][2]string{{HeaderIdempotencyKey, "k1"}}, `{"x": 1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.StatusCode != 200 || string(body) != `{"x": 1}` {
 		t.Fatalf("first call: %d %s", resp.StatusCode, body)
 	}
@@ -72,7 +75,8 @@ func TestRunHappyPath(t *testing.T) {
 		t.Error("two calls got the same activation id")
 	}
 
-	// A blocking activation can be fetched again afterwards.
+	// A blocking activation with an Idempotency-Key can be fetched again
+	// afterwards.
 	resp, body = call(t, "GET", h.base+"/activations/"+id, "", "")
 	var v activationView
 	if err := json.Unmarshal(body, &v); err != nil || resp.StatusCode != 200 {
@@ -364,9 +368,9 @@ func TestRunDuplicateResultsIgnored(t *testing.T) {
 	eventually(t, "duplicate counted", func() bool {
 		return value(t, h.c.m.results.WithLabelValues(string(outDuplicate))) == 1
 	})
-	_, body = call(t, "GET", h.base+"/activations/"+resp.Header.Get(HeaderActivationID), "", "")
-	if !strings.Contains(string(body), `"body":{"n":1}`) {
-		t.Errorf("the second result replaced the first: %s", body)
+	// Once answered, a blocking request's result is not kept.
+	if resp, body := call(t, "GET", h.base+"/activations/"+resp.Header.Get(HeaderActivationID), "", ""); resp.StatusCode != 404 {
+		t.Errorf("answered result still kept: %d %s", resp.StatusCode, body)
 	}
 }
 
@@ -555,8 +559,8 @@ func TestPublishFailureAnswers503(t *testing.T) {
 		t.Fatalf("dropped: status %d: %s", resp.StatusCode, body)
 	}
 	e := jsonError(t, resp, body)
-	if !strings.Contains(e.Error, "did not acknowledge") {
-		t.Errorf("dropped: error %+v", e)
+	if !strings.Contains(e.Error, "did not acknowledge") || resp.Header.Get(HeaderOutcome) != "unknown" {
+		t.Errorf("dropped: error %+v, %s %q", e, HeaderOutcome, resp.Header.Get(HeaderOutcome))
 	}
 	if n := h.c.book.waiting(); n != 0 {
 		t.Errorf("an unacknowledged publish left %d waiters", n)
@@ -565,6 +569,21 @@ func TestPublishFailureAnswers503(t *testing.T) {
 	if resp, body := call(t, "GET", h.base+"/activations/"+e.ActivationID, "", ""); resp.StatusCode != 202 {
 		t.Errorf("unacknowledged activation: %d %s", resp.StatusCode, body)
 	}
+	// With an Idempotency-Key, a retry after an unknown outcome is answered
+	// for the same activation and publishes nothing.
+	published := value(t, h.c.m.published)
+	resp, body = keyed(t, h.base+"/run/f", "once")
+	if resp.StatusCode != 503 || resp.Header.Get(HeaderOutcome) != "unknown" {
+		t.Fatalf("keyed, dropped: %d %s %q", resp.StatusCode, body, resp.Header.Get(HeaderOutcome))
+	}
+	id := resp.Header.Get(HeaderActivationID)
 	mode.Store(pass)
+	resp, body = keyed(t, h.base+"/run/f?blocking=false", "once")
+	if resp.StatusCode != 202 || resp.Header.Get(HeaderActivationID) != id {
+		t.Errorf("keyed retry: %d %s, id %q want %q", resp.StatusCode, body, resp.Header.Get(HeaderActivationID), id)
+	}
+	if got := value(t, h.c.m.published); got != published {
+		t.Errorf("the keyed retry published again (%v arrivals, was %v)", got, published)
+	}
 	h.shutdown()
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestBookFirstResultWins(t *testing.T) {
-	b := newBook(time.Minute, 10, 10)
+	b := newBook(time.Minute, 10, 1<<30, 10)
 	t0 := time.Unix(1000, 0)
 	ch, ok := b.register("a", true, t0, t0.Add(time.Second))
 	if !ok {
@@ -37,7 +37,7 @@ func TestBookFirstResultWins(t *testing.T) {
 }
 
 func TestBookPendingStoredAndExpiry(t *testing.T) {
-	b := newBook(time.Minute, 10, 10)
+	b := newBook(time.Minute, 10, 1<<30, 10)
 	t0 := time.Unix(1000, 0)
 	if _, ok := b.register("nb", false, t0, t0.Add(10*time.Second)); !ok {
 		t.Fatal("register refused")
@@ -54,7 +54,7 @@ func TestBookPendingStoredAndExpiry(t *testing.T) {
 	}
 
 	ch, _ := b.register("bl", true, t0, t0.Add(10*time.Second))
-	b.unwait("bl") // the client went away
+	b.unwait("bl", ch) // the client went away
 	t1 := t0.Add(5 * time.Second)
 	if out := b.deliver(&topics.Result{ID: "bl", Status: 200}, t1); out != outStored {
 		t.Errorf("result after unwait: %s", out)
@@ -77,7 +77,7 @@ func TestBookPendingStoredAndExpiry(t *testing.T) {
 }
 
 func TestBookBounds(t *testing.T) {
-	b := newBook(time.Minute, 3, 2)
+	b := newBook(time.Minute, 3, 1<<30, 2)
 	t0 := time.Unix(1000, 0)
 	for i, id := range []string{"a", "b"} {
 		if _, ok := b.register(id, true, t0, t0.Add(time.Duration(i)*time.Second)); !ok {
