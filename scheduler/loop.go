@@ -394,6 +394,11 @@ func (st *state) afterChanges() {
 		st.drain(st.now())
 	}
 	st.m.pending.Set(float64(st.pend.Len() + len(st.retry)))
+	held := 0
+	for _, n := range st.heldN {
+		held += n
+	}
+	st.m.held.Set(float64(held))
 }
 
 // drain places waiting arrivals while the policy finds room: the retry list

@@ -22,6 +22,7 @@ type metrics struct {
 	decisions     *prometheus.CounterVec
 	results       *prometheus.CounterVec
 	pending       prometheus.Gauge
+	held          prometheus.Gauge
 	decisionSec   prometheus.Histogram
 	assignSec     prometheus.Histogram
 	inflight      *prometheus.GaugeVec
@@ -46,6 +47,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "results_total", Help: "Results the scheduler published itself, by reason (overloaded, no_workers, unavailable, timeout)."},
 			[]string{"reason"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "held_arrivals", Help: "Arrivals held for a warm instance of their function (pull-wait)."}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "pending_depth", Help: "Arrivals waiting in the pending queue."}),
 		decisionSec: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
@@ -80,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "workers_topic_heard_age_seconds", Help: "How long ago the workers topic was last known read to its end."}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.results, m.pending, m.decisionSec, m.assignSec,
-		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt,
+		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt, m.held,
 		m.ignored, m.deafGaps, m.heardAge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("scheduler: register metrics: %w", err)

@@ -60,6 +60,9 @@ func TestPullWaitHoldsForWarmInstance(t *testing.T) {
 	if w1.assignment(held) != nil {
 		t.Fatal("held arrival was assigned while its function's instance was busy")
 	}
+	if got := metricValue(t, s.m.held); got != 1 {
+		t.Errorf("held_arrivals = %v, want 1", got)
+	}
 	w1.finish(t, busy, topics.StartWarm, 20)
 	_, a = waitAssigned(t, held, w1)
 	if !a.Warm {

@@ -115,6 +115,7 @@ func addControllerFlags(fs *flag.FlagSet, cfg *controllerbridge.Config) {
 	fs.StringVar(&cfg.ID, "id", "", "controller id; results come back on results.<id> (default from the hostname)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (empty: admin API disabled)")
 	fs.Int64Var(&cfg.MaxBody, "max-body", controllerbridge.DefaultMaxBody, "largest request body in bytes (413 beyond); the default is what one arrival record can carry")
+	fs.Int64Var(&cfg.MaxActivationBytes, "max-activation-bytes", controllerbridge.DefaultMaxActivationBytes, "bytes of results kept for GET /activations and Idempotency-Key retries; oldest forgotten first")
 	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", 60*time.Second, "how long a request waits for its result unless ?timeout= says otherwise")
 	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", 15*time.Minute, "largest ?timeout= accepted")
 	fs.IntVar(&cfg.MaxWaiting, "max-waiting", 10000, "blocking requests waiting at once (429 beyond)")
