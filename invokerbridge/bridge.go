@@ -6,8 +6,8 @@
 // assignment with at most Capacity calls at once (the partition pauses while
 // they are all busy) and the assignment's deadline as the call's deadline,
 // then publishes a Completion to worker-events and a Result to
-// results.<reply>; only once both are acknowledged is the assignment's
-// offset committed. A worker that refuses or errors yields a failed
+// results.<reply>; only once both are acknowledged, or PublishTimeout
+// has passed, is the assignment's offset committed. A worker that refuses or errors yields a failed
 // completion and a 502 result (reason worker_failed), one that does not
 // answer in time a 504 (reason timeout), one that answers 4xx/5xx a failed
 // completion and a result carrying its status and body. Re-delivered

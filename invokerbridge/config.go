@@ -84,8 +84,9 @@ type Config struct {
 	// answered 502. Default 30s.
 	DrainTimeout time.Duration
 	// PublishTimeout bounds how long publishing a call's completion and
-	// result may retry before the assignment is left unacknowledged (it is
-	// then delivered again to the next bridge). Default 30s.
+	// result may retry; a completion not published by then is given up
+	// (counted in unacknowledged_total) and its assignment finished, not
+	// run again. Default 30s.
 	PublishTimeout time.Duration
 	// DedupeSize is how many finished activation ids are remembered to
 	// drop re-delivered assignments (about 100 bytes each). Default 100,000.

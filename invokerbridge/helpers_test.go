@@ -26,6 +26,7 @@ const reply = "ctl1"
 // env is one test's broker, topic names and a producer for test input.
 type env struct {
 	t       testing.TB
+	b       *broker.Broker
 	brokers []string
 	tcfg    topics.Config
 	names   topics.Names
@@ -47,7 +48,7 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(func() { p.Close(time.Second) })
 	prefix := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name()) + "."
 	tcfg := topics.Config{Prefix: prefix, Partitions: 2}
-	e := &env{t: t, brokers: b.Addrs(), tcfg: tcfg, names: tcfg.Names(), prod: p}
+	e := &env{t: t, b: b, brokers: b.Addrs(), tcfg: tcfg, names: tcfg.Names(), prod: p}
 	e.rec = newRecorder(t, b.Addrs(), e.names.Results(reply), e.names.WorkerEvents(), e.names.Workers())
 	return e
 }

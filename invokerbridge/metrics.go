@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pubErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "publish_errors_total",
 			Help: "Failed publish attempts of completions and results (retried)."}, []string{"kind"}),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "unacknowledged_total",
-			Help: "Calls whose completion could not be published in time; their assignment is left for re-delivery."},
+			Help: "Calls whose completion could not be published in time; their assignment is finished without it (not run again)."},
 			[]string{"worker"}),
 	}
 	for _, c := range []prometheus.Collector{m.calls, m.starts, m.duration, m.inflight, m.duplicates, m.heartbeats,

@@ -341,18 +341,27 @@ func (r *runner) Assigned(_ context.Context, parts map[string][]int32) {
 func (r *runner) Revoked(context.Context, map[string][]int32) {}
 
 // serve runs one assignment and finishes its delivery once the completion
-// (and the result, when someone waits for it) is acknowledged.
+// (and the result, when someone waits for it) is published. A completion
+// that could not be published within PublishTimeout is given up, counted in
+// unacknowledged_total, and its delivery finished all the same: the call
+// has run, so running it again on re-delivery would be a duplicate, and a
+// delivery left unfinished would count against the partition's limit until
+// it paused for good. The scheduler's books learn of the call's end from
+// the next heartbeat (in_flight_by) instead. Only a call cancelled by the
+// drain timeout is left for re-delivery, as the partition is being let go.
 func (r *runner) serve(a *topics.Assignment, d *consumer.Delivery) {
 	o := r.b.call(r.callCtx, r.w, a, r.log)
-	if r.b.publishOutcome(r.w, a, o, r.log) {
-		d.Done()
-		for _, dup := range r.b.dedupe.finish(a.ID) {
-			dup.Done()
+	if !r.b.publishOutcome(r.w, a, o, r.log) {
+		r.b.met.lost.WithLabelValues(r.w.id).Inc()
+		if r.callCtx.Err() != nil {
+			r.b.dedupe.abort(a.ID)
+			return
 		}
-		return
 	}
-	r.b.met.lost.WithLabelValues(r.w.id).Inc()
-	r.b.dedupe.abort(a.ID)
+	d.Done()
+	for _, dup := range r.b.dedupe.finish(a.ID) {
+		dup.Done()
+	}
 }
 
 // matches reports whether an eviction notice naming host is about this
