@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -162,6 +163,8 @@ type Consumer struct {
 	dlqRefs   int64
 	dlqFailed int64
 	decoded   int64
+
+	now func() time.Time // the clock of progress times; tests replace it
 }
 
 // New creates a consumer; it joins the group when Run starts.
@@ -173,7 +176,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		return nil, errors.New("consumer: nil handler")
 	}
 	cfg.defaults()
-	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, parts: map[tp]*tracker{}, paused: map[tp]bool{}}
+	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, parts: map[tp]*tracker{}, paused: map[tp]bool{}, now: time.Now}
 	reset := kgo.NewOffset().AtStart()
 	if cfg.StartAtEnd {
 		reset = kgo.NewOffset().AtEnd()
@@ -232,6 +235,49 @@ func (c *Consumer) DeadLetterFailures() int64 {
 	return c.dlqFailed
 }
 
+// DefaultStuckAfter is how long a partition may hold unfinished records
+// without finishing any before the parts report it in /readyz: long
+// enough for a burst to drain or a broker to come back, short enough for
+// an operator's probe to notice a part that stopped.
+const DefaultStuckAfter = 30 * time.Second
+
+// Stalled is a partition that holds unfinished records and has finished
+// none of them for a while.
+type Stalled struct {
+	Topic       string
+	Partition   int32
+	Outstanding int           // records read and not yet finished
+	Idle        time.Duration // since a record last finished, or records came to an idle partition
+}
+
+func (s Stalled) String() string {
+	return fmt.Sprintf("%s[%d]: %d records unfinished, none finished for %s",
+		s.Topic, s.Partition, s.Outstanding, s.Idle.Round(time.Second))
+}
+
+// Stuck returns the partitions of this member that, as of now, hold
+// unfinished records and have finished none for at least after, ordered
+// by topic and partition; nil when none. A partition that is paused for
+// good, or whose handler stopped calling Done, shows here; one that is
+// merely behind (records not yet fetched) does not.
+func (c *Consumer) Stuck(now time.Time, after time.Duration) []Stalled {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Stalled
+	for key, t := range c.parts {
+		if n := t.outstanding(); n > 0 && now.Sub(t.since) >= after {
+			out = append(out, Stalled{Topic: key.topic, Partition: key.part, Outstanding: n, Idle: now.Sub(t.since)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
 // Run polls until ctx ends, then commits what is finished, leaves the group
 // and closes the client. It returns nil on a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -267,8 +313,9 @@ func (c *Consumer) prepare(ctx context.Context, fetches kgo.Fetches) []*Delivery
 			c.mu.Unlock()
 			return
 		}
+		now := c.now()
 		for _, r := range p.Records {
-			t.add(r.Offset)
+			t.add(r.Offset, now)
 		}
 		over := t.outstanding() >= c.cfg.MaxOutstanding && !c.paused[key]
 		if over {
@@ -331,7 +378,7 @@ func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, cause error) b
 
 func (c *Consumer) finish(t *tracker, r *kgo.Record) {
 	c.mu.Lock()
-	if t.gone || !t.finish(r.Offset) {
+	if t.gone || !t.finish(r.Offset, c.now()) {
 		c.mu.Unlock()
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,5 +308,46 @@ func TestFollowCatchesUp(t *testing.T) {
 	case <-more:
 	case <-ctx.Done():
 		t.Fatal("did not follow a new record")
+	}
+}
+
+// TestStuck: a partition holding unfinished records is reported once none
+// has finished for the threshold, by the consumer's clock; finishing one
+// restarts the wait; finishing all clears it.
+func TestStuck(t *testing.T) {
+	e := newEnv(t)
+	var clock atomic.Int64
+	t0 := time.Unix(1_000_000, 0)
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	rec := newRecorder(func(*Delivery) bool { return false })
+	var c *Consumer
+	stop := run(t, e, rec, nil, func(x *Consumer) { c = x; c.now = now })
+	defer stop()
+	e.arrivals(t, 3)
+	got := rec.wait(t, 3)
+	const after = DefaultStuckAfter
+
+	if s := c.Stuck(t0.Add(after-time.Second), after); s != nil {
+		t.Fatalf("stuck before the threshold: %v", s)
+	}
+	want := Stalled{Topic: topic, Partition: 0, Outstanding: 3, Idle: after}
+	if s := c.Stuck(t0.Add(after), after); len(s) != 1 || s[0] != want {
+		t.Fatalf("at the threshold: %v, want [%v]", s, want)
+	}
+
+	t1 := t0.Add(time.Minute)
+	clock.Store(t1.UnixNano())
+	got[1].Done()
+	if s := c.Stuck(t1.Add(after-time.Second), after); s != nil {
+		t.Fatalf("stuck right after a record finished: %v", s)
+	}
+	if s := c.Stuck(t1.Add(after), after); len(s) != 1 || s[0].Outstanding != 3 {
+		t.Fatalf("after the threshold again: %v, want 3 outstanding (offset 0 still holds the commit)", s)
+	}
+	got[0].Done()
+	got[2].Done()
+	if s := c.Stuck(t1.Add(time.Hour), after); s != nil {
+		t.Fatalf("stuck with nothing outstanding: %v", s)
 	}
 }

@@ -1,6 +1,9 @@
 package consumer
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // tracker keeps the unfinished offsets of one partition in order, so that
 // the committable offset never passes a record whose work is not done, even
@@ -11,10 +14,14 @@ type tracker struct {
 	head int   // offs[:head] are finished and gone
 	next int64 // committable offset: one past the last finished prefix
 	gone bool  // the partition was revoked; Done is then a no-op
+	// since is when the partition last made progress: a record finished,
+	// or records came while none were outstanding.
+	since time.Time
 }
 
-func (t *tracker) add(off int64) {
+func (t *tracker) add(off int64, now time.Time) {
 	if t.head == len(t.offs) {
+		t.since = now
 		t.offs, t.done, t.head = t.offs[:0], t.done[:0], 0
 	}
 	t.offs = append(t.offs, off)
@@ -24,12 +31,16 @@ func (t *tracker) add(off int64) {
 // outstanding is how many added offsets are not yet committable.
 func (t *tracker) outstanding() int { return len(t.offs) - t.head }
 
-// finish marks off done and reports whether the committable offset moved.
-func (t *tracker) finish(off int64) bool {
+// finish marks off done at now and reports whether the committable offset
+// moved.
+func (t *tracker) finish(off int64, now time.Time) bool {
 	live := t.offs[t.head:]
 	i := sort.Search(len(live), func(i int) bool { return live[i] >= off })
 	if i == len(live) || live[i] != off {
 		return false
+	}
+	if !t.done[t.head+i] {
+		t.since = now
 	}
 	t.done[t.head+i] = true
 	moved := false
