@@ -42,6 +42,7 @@ type Server struct {
 	mux   *http.ServeMux
 	reg   *prometheus.Registry
 	ready atomic.Bool
+	check atomic.Pointer[func() error]
 	ln    net.Listener
 	srv   *http.Server
 }
@@ -82,6 +83,12 @@ func New(cfg Config) (*Server, error) {
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
+		if f := s.check.Load(); f != nil {
+			if err := (*f)(); err != nil {
+				WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
@@ -108,6 +115,18 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // SetReady flips what /readyz answers.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// SetReadyCheck adds a check /readyz runs on every probe while the server is
+// ready: an error makes it answer 503 with the error as the reason (a part
+// that cannot make progress says so). nil removes the check. It must be
+// cheap and safe to call from any goroutine.
+func (s *Server) SetReadyCheck(check func() error) {
+	if check == nil {
+		s.check.Store(nil)
+		return
+	}
+	s.check.Store(&check)
+}
 
 // Serve serves until ctx ends, then stops being ready, drains in-flight
 // requests for at most ShutdownTimeout and closes. It returns nil on a

@@ -76,3 +76,49 @@ func TestServeAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A failing readiness check makes /readyz answer 503 with its reason while
+// the server is ready; nil removes it.
+func TestReadyCheck(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	probe := func() (int, map[string]string) {
+		rec := httptest.NewRecorder()
+		s.Mux().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var m map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatalf("body %q: %v", rec.Body, err)
+		}
+		return rec.Code, m
+	}
+	var failing error
+	s.SetReadyCheck(func() error { return failing })
+	cases := []struct {
+		name   string
+		ready  bool
+		err    error
+		status int
+		reason string
+	}{
+		{"not ready", false, nil, 503, ""},
+		{"ready, check passes", true, nil, 200, ""},
+		{"ready, check fails", true, errors.New("arrivals[0] stuck"), 503, "arrivals[0] stuck"},
+		{"not ready, check fails", false, errors.New("arrivals[0] stuck"), 503, ""},
+	}
+	for _, c := range cases {
+		s.SetReady(c.ready)
+		failing = c.err
+		if code, m := probe(); code != c.status || m["reason"] != c.reason {
+			t.Errorf("%s: %d %v, want %d with reason %q", c.name, code, m, c.status, c.reason)
+		}
+	}
+	s.SetReady(true)
+	failing = errors.New("stuck")
+	s.SetReadyCheck(nil)
+	if code, _ := probe(); code != 200 {
+		t.Errorf("check removed: %d, want 200", code)
+	}
+}
