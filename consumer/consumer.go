@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -276,6 +277,22 @@ func (c *Consumer) Stuck(now time.Time, after time.Duration) []Stalled {
 		return out[i].Partition < out[j].Partition
 	})
 	return out
+}
+
+// ErrStuck is wrapped by StuckError's errors.
+var ErrStuck = errors.New("no progress")
+
+// StuckError describes stalled partitions as one error wrapping ErrStuck,
+// for a part's /readyz; nil when there are none.
+func StuckError(stalled []Stalled) error {
+	if len(stalled) == 0 {
+		return nil
+	}
+	parts := make([]string, len(stalled))
+	for i, s := range stalled {
+		parts[i] = s.String()
+	}
+	return fmt.Errorf("%w: %s", ErrStuck, strings.Join(parts, "; "))
 }
 
 // Run polls until ctx ends, then commits what is finished, leaves the group

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -77,5 +78,19 @@ func TestTrackerProgressTime(t *testing.T) {
 		if !tr.since.Equal(s.since) {
 			t.Fatalf("%s: since %v, want %v", s.name, tr.since.Sub(t0), s.since.Sub(t0))
 		}
+	}
+}
+
+func TestStuckError(t *testing.T) {
+	if err := StuckError(nil); err != nil {
+		t.Fatalf("no stalled partitions: %v", err)
+	}
+	err := StuckError([]Stalled{
+		{Topic: "a", Partition: 0, Outstanding: 3, Idle: 45 * time.Second},
+		{Topic: "b", Partition: 2, Outstanding: 1, Idle: time.Minute},
+	})
+	want := "no progress: a[0]: 3 records unfinished, none finished for 45s; b[2]: 1 records unfinished, none finished for 1m0s"
+	if !errors.Is(err, ErrStuck) || err.Error() != want {
+		t.Fatalf("%v\nwant %s", err, want)
 	}
 }
