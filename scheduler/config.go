@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
@@ -102,6 +103,13 @@ type Config struct {
 	// SessionTimeout is the consumer-group session timeout: how long a
 	// crashed replica holds its partitions. Default 10s.
 	SessionTimeout time.Duration
+	// StuckAfter is how long a partition of arrivals or worker-events may
+	// hold unfinished records without finishing any before /readyz says
+	// the replica cannot make progress (stuck_partitions counts them). An
+	// arrival is finished once its assignment or answer is acknowledged, so
+	// a queue that waits this long for capacity shows here too. Default
+	// consumer.DefaultStuckAfter (30s); negative disables the check.
+	StuckAfter time.Duration
 	// Clock returns the current time. Default time.Now. Tests may move it.
 	Clock func() time.Time
 	// ConsumerOpts and ProducerOpts are extra franz-go options (TLS, SASL,
@@ -157,6 +165,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.StuckAfter == 0 {
+		c.StuckAfter = consumer.DefaultStuckAfter
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now

@@ -2,9 +2,12 @@ package scheduler
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pullsched/pullsched/consumer"
 )
 
 // Decision outcomes, the values of the outcome label.
@@ -100,3 +103,37 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return d.Counter.GetValue()
 }
+
+// registerConsumerMetrics registers what the group consumer counts: its
+// dead letters and the partitions it cannot make progress on.
+func (s *Scheduler) registerConsumerMetrics() error {
+	const ns, sub = "pullsched", "scheduler"
+	cs := consumer.DeadLetterMetrics(ns, sub, func() consumer.DeadLetterCounts {
+		if c := s.cons.Load(); c != nil {
+			return c.Counts()
+		}
+		return consumer.DeadLetterCounts{}
+	})
+	cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "stuck_partitions",
+		Help: "Partitions holding unfinished records that have finished none for StuckAfter (then /readyz fails)."},
+		func() float64 { return float64(len(s.stuck())) }))
+	for _, c := range cs {
+		if err := s.reg.Register(c); err != nil {
+			return fmt.Errorf("scheduler: metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// stuck returns the partitions the group consumer has made no progress on
+// for StuckAfter, nil before it runs or with the check disabled.
+func (s *Scheduler) stuck() []consumer.Stalled {
+	c := s.cons.Load()
+	if c == nil || s.cfg.StuckAfter < 0 {
+		return nil
+	}
+	return c.Stuck(time.Now(), s.cfg.StuckAfter)
+}
+
+// progress is the readiness check: an error naming the stuck partitions.
+func (s *Scheduler) progress() error { return consumer.StuckError(s.stuck()) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,8 @@ type Scheduler struct {
 
 	prov *provisioner
 	st   *state // owned by the loop goroutine
+
+	cons atomic.Pointer[consumer.Consumer] // set by Run once created
 }
 
 // call is work the consumer's goroutine hands to the loop and waits for.
@@ -83,6 +86,12 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	s.m = m
+	if err := s.registerConsumerMetrics(); err != nil {
+		if s.srv != nil {
+			_ = s.srv.Close()
+		}
+		return nil, err
+	}
 	st, err := newState(s)
 	if err != nil {
 		if s.srv != nil {
@@ -230,6 +239,10 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	}, handler{s})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
+	}
+	s.cons.Store(cons)
+	if s.srv != nil {
+		s.srv.SetReadyCheck(s.progress)
 	}
 	consCtx, consStop := context.WithCancel(context.Background())
 	consDone := make(chan error, 1)
