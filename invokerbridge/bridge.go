@@ -70,9 +70,10 @@ type Bridge struct {
 	readyOnce sync.Once
 
 	mu      sync.Mutex
-	runners map[string]*runner // by worker id
-	admin   map[string]string  // pool: last admin decision per worker id (active or removed)
-	wg      sync.WaitGroup     // pool runners
+	runners map[string]*runner        // by worker id
+	admin   map[string]string         // pool: last admin decision per worker id (active or removed)
+	wg      sync.WaitGroup            // pool runners
+	retired consumer.DeadLetterCounts // of runners' consumers that are gone
 }
 
 // New validates cfg and prepares a bridge: it binds the HTTP listener (so
@@ -110,9 +111,10 @@ func New(cfg Config) (*Bridge, error) {
 			return nil, fmt.Errorf("invokerbridge: %w", err)
 		}
 		reg = b.srv.Registry()
+		b.srv.SetReadyCheck(b.progress)
 		b.srv.Mux().Handle("POST /destroySandbox/{fn...}", httpserve.Handle(b.log, b.serveDestroySandbox))
 	}
-	if b.met, err = newMetrics(reg); err != nil {
+	if b.met, err = newMetrics(reg, b); err != nil {
 		if b.srv != nil {
 			_ = b.srv.Close()
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -88,6 +89,13 @@ type Config struct {
 	// (counted in unacknowledged_total) and its assignment finished, not
 	// run again. Default 30s.
 	PublishTimeout time.Duration
+	// StuckAfter is how long a worker's assignment partition may hold
+	// records that are not running (waiting for a slot, or never finished)
+	// without finishing any before /readyz says the bridge cannot make
+	// progress (stuck_partitions counts them). A long call alone does not
+	// count; assignments queued behind calls that all outlast it do.
+	// Default consumer.DefaultStuckAfter (30s); negative disables the check.
+	StuckAfter time.Duration
 	// DedupeSize is how many finished activation ids are remembered to
 	// drop re-delivered assignments (about 100 bytes each). Default 100,000.
 	DedupeSize int
@@ -159,6 +167,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 30 * time.Second
+	}
+	if c.StuckAfter == 0 {
+		c.StuckAfter = consumer.DefaultStuckAfter
 	}
 	if c.DedupeSize == 0 {
 		c.DedupeSize = 100000

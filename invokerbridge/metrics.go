@@ -1,7 +1,11 @@
 package invokerbridge
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pullsched/pullsched/consumer"
 )
 
 // metrics are the bridge's Prometheus series, all labelled by worker.
@@ -19,7 +23,7 @@ type metrics struct {
 	lost       *prometheus.CounterVec   // worker: calls whose answer could not be published
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, b *Bridge) (*metrics, error) {
 	const ns, sub = "pullsched", "invoker"
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "calls_total",
@@ -48,11 +52,74 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Calls whose completion could not be published in time; their assignment is finished without it (not run again)."},
 			[]string{"worker"}),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.starts, m.duration, m.inflight, m.duplicates, m.heartbeats,
-		m.hbErrors, m.evictions, m.notices, m.pubErrors, m.lost} {
+	cs := []prometheus.Collector{m.calls, m.starts, m.duration, m.inflight, m.duplicates, m.heartbeats,
+		m.hbErrors, m.evictions, m.notices, m.pubErrors, m.lost,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "stuck_partitions",
+			Help: "Assignment partitions holding records that are not running and have finished none for StuckAfter (then /readyz fails)."},
+			func() float64 { return float64(len(b.stuck())) })}
+	cs = append(cs, consumer.DeadLetterMetrics(ns, sub, b.deadLetters)...)
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
+
+// deadLetters sums the dead-letter counters of every runner's consumer,
+// those gone included, so the total never decreases.
+func (b *Bridge) deadLetters() consumer.DeadLetterCounts {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sum := b.retired
+	for _, r := range b.runners {
+		if c := r.cons.Load(); c != nil {
+			sum = sum.Add(c.Counts())
+		}
+	}
+	return sum
+}
+
+// retire moves the counters of r's consumer into the bridge's total as
+// the consumer goes.
+func (b *Bridge) retire(r *runner) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := r.cons.Swap(nil); c != nil {
+		b.retired = b.retired.Add(c.Counts())
+	}
+}
+
+// stuck returns the assignment partitions that hold records beyond the
+// calls running on them and have finished none for StuckAfter: records
+// that wait for a slot, or that no call will ever finish. The partition's
+// topic names the worker.
+func (b *Bridge) stuck() []consumer.Stalled {
+	if b.cfg.StuckAfter < 0 {
+		return nil
+	}
+	b.mu.Lock()
+	rs := make([]*runner, 0, len(b.runners))
+	for _, r := range b.runners {
+		rs = append(rs, r)
+	}
+	b.mu.Unlock()
+	now := time.Now()
+	var out []consumer.Stalled
+	for _, r := range rs {
+		c := r.cons.Load()
+		if c == nil {
+			continue
+		}
+		running := int(r.inflight.Load())
+		for _, s := range c.Stuck(now, b.cfg.StuckAfter) {
+			if s.Outstanding > running {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// progress is the readiness check: an error naming the stuck partitions.
+func (b *Bridge) progress() error { return consumer.StuckError(b.stuck()) }

@@ -1,11 +1,19 @@
 package invokerbridge
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pullsched/pullsched/broker"
@@ -91,4 +99,88 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// readyz returns the status and reason the bridge's /readyz answers.
+func readyz(t *testing.T, b *Bridge) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + b.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body["reason"]
+}
+
+// /readyz fails, naming the worker's assignment partition, while it holds
+// a record no running call accounts for (here a duplicate waiting on its
+// original) and nothing has finished for StuckAfter (1ns here: at once); a
+// long call alone, with the partition paused behind it, does not make the
+// bridge unready, and once the calls finish it is ready again. Dead
+// letters are metrics.
+func TestReadyzReportsNoProgress(t *testing.T) {
+	e := newEnv(t)
+	var running atomic.Int32
+	release := make(chan struct{})
+	var once sync.Once
+	worker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			io.WriteString(w, "ready\n")
+			return
+		}
+		running.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, `{"ok": true}`)
+	}))
+	defer worker.Close()
+	defer once.Do(func() { close(release) })
+	b, _ := sidecar(t, e, worker.URL, func(c *Config) {
+		c.Capacity = 2
+		c.StuckAfter = time.Nanosecond
+	})
+	id := b.cfg.WorkerID
+
+	first := e.assign(id, "f", nil)
+	eventually(t, "the first call running", func() bool { return running.Load() == 1 })
+	if code, reason := readyz(t, b); code != http.StatusOK {
+		t.Fatalf("/readyz %d (%s) with one long call and nothing else held, want 200", code, reason)
+	}
+	e.publish(e.names.Invoker(id), first) // a duplicate: held until the first call ends
+	want := e.names.Invoker(id) + "[0]"
+	eventually(t, "readyz naming the partition the duplicate waits on", func() bool {
+		code, reason := readyz(t, b)
+		return code == http.StatusServiceUnavailable && strings.Contains(reason, want)
+	})
+
+	once.Do(func() { close(release) })
+	e.rec.result(first.ID)
+	eventually(t, "ready once the call and its duplicate finished", func() bool {
+		code, _ := readyz(t, b)
+		return code == http.StatusOK
+	})
+	if running.Load() != 1 {
+		t.Errorf("worker called %d times, want 1", running.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := e.prod.Client().ProduceSync(ctx, &kgo.Record{Topic: e.names.Invoker(id), Value: []byte("junk")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the junk assignment counted as a dead letter", func() bool {
+		resp, err := http.Get("http://" + b.Addr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "\npullsched_invoker_dead_letters_total 1\n") &&
+			strings.Contains(string(body), "\npullsched_invoker_dead_letter_failures_total 0\n")
+	})
 }

@@ -50,6 +50,8 @@ type runner struct {
 	callCtx    context.Context // parent of every call; cancelled after the drain timeout
 	callCancel context.CancelFunc
 
+	cons atomic.Pointer[consumer.Consumer] // set while run's consumer exists
+
 	assignedOnce sync.Once
 	assigned     chan struct{} // closed once the consumer got its partition
 	registered   chan struct{} // closed once the first record was written
@@ -176,6 +178,8 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 		return fmt.Errorf("worker %s: %w", r.w.id, err)
 	}
 
+	r.cons.Store(cons)
+	defer r.b.retire(r)
 	consCtx, consCancel := context.WithCancel(context.Background())
 	defer consCancel()
 	consDone := make(chan error, 1)
