@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/httpserve"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
@@ -36,6 +37,10 @@ type Controller struct {
 
 	resultsSeen atomic.Int64
 	startedAt   time.Time // set by Run before anything reads it
+
+	// Dead letters of undecodable results: written (copies and
+	// references), of them references, and those that could not be written.
+	dlqLetters, dlqRefs, dlqFailed atomic.Int64
 }
 
 // New validates cfg, binds the HTTP address (so Addr is known at once) and
@@ -273,6 +278,7 @@ func newMetrics(reg *prometheus.Registry, c *Controller) *metrics {
 		Name: "pullsched_controller_activation_bytes", Help: "Bytes the remembered activations are accounted for (bounded by MaxActivationBytes).",
 	}, func() float64 { return float64(c.book.stats().Bytes) })
 	reg.MustRegister(m.requests, m.latency, m.results, m.published, m.pubErrors, m.badRecs, m.gone, waiting, stored, storedBytes)
+	reg.MustRegister(consumer.DeadLetterMetrics("pullsched", "controller", c.deadLetterCounts)...)
 	return m
 }
 

@@ -98,17 +98,28 @@ func (rr *resultsReader) handle(r *kgo.Record) {
 func (c *Controller) deadLetter(r *kgo.Record, cause error) {
 	prod := c.prod.Load()
 	if prod == nil {
+		c.dlqFailed.Add(1)
 		return
 	}
 	consumer.DeadLetterAsync(context.Background(), prod, c.names.DLQ(), r, cause, func(kind consumer.DeadLetterResult, err error) {
 		log := c.log.With().Int32("partition", r.Partition).Int64("offset", r.Offset).Logger()
 		switch {
 		case err != nil:
+			c.dlqFailed.Add(1)
 			log.Error().Err(err).AnErr("cause", cause).Msg("undecodable result dropped: it could not be dead-lettered")
 		case kind == consumer.DeadLetterReference:
+			c.dlqRefs.Add(1)
+			c.dlqLetters.Add(1)
 			log.Warn().Int("bytes", len(r.Value)).Msg("undecodable result too large to copy; a reference to it dead-lettered")
+		default:
+			c.dlqLetters.Add(1)
 		}
 	})
+}
+
+// deadLetterCounts reads the dead-letter counters for /metrics.
+func (c *Controller) deadLetterCounts() consumer.DeadLetterCounts {
+	return consumer.DeadLetterCounts{Letters: c.dlqLetters.Load(), References: c.dlqRefs.Load(), Failures: c.dlqFailed.Load()}
 }
 
 // endOffsets lists the end offsets of topic, retrying for a while when the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -410,6 +411,16 @@ func TestUndecodableResultDeadLettered(t *testing.T) {
 				t.Fatal(err)
 			}
 			eventually(t, "bad result counted", func() bool { return value(t, h.c.m.badRecs) == 1 })
+			want := consumer.DeadLetterCounts{Letters: 1}
+			if tc.ref {
+				want.References = 1
+			}
+			eventually(t, "dead letter counted", func() bool { return h.c.deadLetterCounts() == want })
+			if _, b := call(t, "GET", h.base+"/metrics", "", ""); !strings.Contains(string(b), "\npullsched_controller_dead_letters_total 1\n") ||
+				!strings.Contains(string(b), fmt.Sprintf("\npullsched_controller_dead_letter_references_total %d\n", want.References)) ||
+				!strings.Contains(string(b), "\npullsched_controller_dead_letter_failures_total 0\n") {
+				t.Errorf("/metrics lacks the dead-letter counters %+v", want)
+			}
 			cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Brokers...), kgo.ConsumeTopics(n.DLQ()),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			if err != nil {
