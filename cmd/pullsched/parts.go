@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pullsched/pullsched/config"
+	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/controllerbridge"
 	"github.com/pullsched/pullsched/invokerbridge"
 	"github.com/pullsched/pullsched/policy"
@@ -46,11 +47,12 @@ func setupScheduler(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	id := fs.String("id", "", "replica id (default <hostname>-<pid>)")
 	hb := fs.Duration("heartbeat-timeout", 3*time.Second, "a worker silent this long leaves the rotation")
 	timeout := fs.Duration("default-timeout", 5*time.Minute, "execution timeout of arrivals without a deadline")
+	stuck := fs.Duration("stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a partition holds unfinished records and finishes none this long (negative: never)")
 	return func(ctx context.Context) error {
 		s, err := scheduler.New(scheduler.Config{
 			Brokers: c.brokers.Values, Topics: c.topicsConfig(), Listen: c.listen, Logger: c.log,
 			ID: *id, Policy: p.name, PolicyConfig: p.config(), Pending: p.pending, PendingCap: p.pendCap,
-			DefaultCapacity: p.capacity, HeartbeatTimeout: *hb, DefaultTimeout: *timeout,
+			DefaultCapacity: p.capacity, HeartbeatTimeout: *hb, DefaultTimeout: *timeout, StuckAfter: *stuck,
 		})
 		if err != nil {
 			return err
@@ -72,6 +74,7 @@ func setupInvoker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", time.Second, "how often the worker record is written")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 5*time.Minute, "bound of a call whose assignment has no deadline")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for calls in flight")
+	fs.DurationVar(&cfg.StuckAfter, "stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a worker's partition holds records no call runs and finishes none this long (negative: never)")
 	return func(ctx context.Context) error {
 		cfg.Brokers, cfg.Topics, cfg.Listen, cfg.Logger = c.brokers.Values, c.topicsConfig(), c.listen, c.log
 		b, err := invokerbridge.New(cfg)
