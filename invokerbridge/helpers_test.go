@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
@@ -49,6 +50,13 @@ func newEnv(t testing.TB) *env {
 	prefix := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name()) + "."
 	tcfg := topics.Config{Prefix: prefix, Partitions: 2}
 	e := &env{t: t, b: b, brokers: b.Addrs(), tcfg: tcfg, names: tcfg.Names(), prod: p}
+	// Created before the recorder, whose metadata requests would otherwise
+	// auto-create them with the broker's default partition count.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := topics.EnsureAll(ctx, kadm.NewClient(p.Client()), tcfg); err != nil {
+		t.Fatal(err)
+	}
 	e.rec = newRecorder(t, b.Addrs(), e.names.Results(reply), e.names.WorkerEvents(), e.names.Workers())
 	return e
 }
