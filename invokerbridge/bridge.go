@@ -11,7 +11,9 @@
 // completion and a 502 result (reason worker_failed), one that does not
 // answer in time a 504 (reason timeout), one that answers 4xx/5xx a failed
 // completion and a result carrying its status and body. Re-delivered
-// assignments are dropped by activation id.
+// assignments are dropped by activation id, those a predecessor answered
+// too: given a partition, the bridge first reads the worker's completions
+// of the last PredecessorWindow from worker-events.
 //
 // The bridge heartbeats the worker's record on the workers topic every
 // HeartbeatInterval (capacity, calls in flight, health from GET /status),

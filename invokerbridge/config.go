@@ -99,6 +99,23 @@ type Config struct {
 	// DedupeSize is how many finished activation ids are remembered to
 	// drop re-delivered assignments (about 100 bytes each). Default 100,000.
 	DedupeSize int
+	// PredecessorWindow is how far back the bridge reads worker-events,
+	// when it is given a worker's assignment partition, for the
+	// completions a predecessor (a crashed sidecar, the previous owner of
+	// the partition) published for that worker: their assignments were
+	// answered but maybe not committed, so when they are re-delivered they
+	// are finished without calling the worker (counted in
+	// duplicates_total and predecessor_duplicates_total). The read blocks
+	// the partition's first assignments; it costs reading every worker's
+	// events of the window. Default 5m; negative disables it.
+	PredecessorWindow time.Duration
+	// PredecessorMaxBytes bounds the record values read for
+	// PredecessorWindow; past it the read stops with what it has (the
+	// oldest part of the window). Default 64 MiB.
+	PredecessorMaxBytes int64
+	// PredecessorTimeout bounds the read for PredecessorWindow; past it
+	// the partition is served with what was read. Default 10s.
+	PredecessorTimeout time.Duration
 	// MaxAnswerBytes bounds a worker's answer body; a longer answer is
 	// answered 502 (a Kafka record is limited to about 1 MB). Default
 	// 512 KiB.
@@ -174,6 +191,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.DedupeSize == 0 {
 		c.DedupeSize = 100000
 	}
+	if c.PredecessorWindow == 0 {
+		c.PredecessorWindow = 5 * time.Minute
+	}
+	if c.PredecessorMaxBytes == 0 {
+		c.PredecessorMaxBytes = 64 << 20
+	}
+	if c.PredecessorTimeout == 0 {
+		c.PredecessorTimeout = 10 * time.Second
+	}
 	if c.MaxAnswerBytes == 0 {
 		c.MaxAnswerBytes = 512 << 10
 	}
@@ -185,9 +211,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, bad("capacity %d: want a positive limit, or 0 or %d for none", c.Capacity, CapacityUnlimited)
 	case c.HeartbeatInterval < 10*time.Millisecond:
 		return c, bad("heartbeat interval %v under 10ms", c.HeartbeatInterval)
-	case c.HealthTimeout < 0 || c.CallTimeout < 0 || c.DrainTimeout < 0 || c.PublishTimeout < 0 || c.SessionTimeout < 0:
+	case c.HealthTimeout < 0 || c.CallTimeout < 0 || c.DrainTimeout < 0 || c.PublishTimeout < 0 || c.SessionTimeout < 0 ||
+		c.PredecessorTimeout < 0:
 		return c, bad("negative timeout")
-	case c.DedupeSize < 0 || c.MaxAnswerBytes < 0 || c.MaxIdleConnsPerHost < 0:
+	case c.DedupeSize < 0 || c.MaxAnswerBytes < 0 || c.MaxIdleConnsPerHost < 0 || c.PredecessorMaxBytes < 0:
 		return c, bad("negative size")
 	case !topics.ValidID(c.ID):
 		return c, bad("bridge id %q: want 1-128 of letters, digits, '_', '.', '-'", c.ID)

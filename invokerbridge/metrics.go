@@ -15,6 +15,7 @@ type metrics struct {
 	duration   *prometheus.HistogramVec // worker
 	inflight   *prometheus.GaugeVec     // worker
 	duplicates *prometheus.CounterVec   // worker
+	learnedDup *prometheus.CounterVec   // worker: duplicates a predecessor answered
 	heartbeats *prometheus.CounterVec   // worker, healthy (true, false)
 	hbErrors   *prometheus.CounterVec   // worker
 	evictions  *prometheus.CounterVec   // worker
@@ -38,6 +39,9 @@ func newMetrics(reg prometheus.Registerer, b *Bridge) (*metrics, error) {
 			Help: "Calls running now."}, []string{"worker"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicates_total",
 			Help: "Re-delivered assignments dropped by activation id."}, []string{"worker"}),
+		learnedDup: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "predecessor_duplicates_total",
+			Help: "Of duplicates_total, assignments dropped because a predecessor's completion for them was on worker-events."},
+			[]string{"worker"}),
 		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "heartbeats_total",
 			Help: "Worker records written, by the health they reported."}, []string{"worker", "healthy"}),
 		hbErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "heartbeat_errors_total",
@@ -52,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, b *Bridge) (*metrics, error) {
 			Help: "Calls whose completion could not be published in time; their assignment is finished without it (not run again)."},
 			[]string{"worker"}),
 	}
-	cs := []prometheus.Collector{m.calls, m.starts, m.duration, m.inflight, m.duplicates, m.heartbeats,
+	cs := []prometheus.Collector{m.calls, m.starts, m.duration, m.inflight, m.duplicates, m.learnedDup, m.heartbeats,
 		m.hbErrors, m.evictions, m.notices, m.pubErrors, m.lost,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "stuck_partitions",
 			Help: "Assignment partitions holding records that are not running and have finished none for StuckAfter (then /readyz fails)."},

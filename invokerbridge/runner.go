@@ -296,6 +296,12 @@ func (r *runner) Handle(_ context.Context, batch []*consumer.Delivery) {
 			r.log.Debug().Str("id", a.ID).Msg("duplicate of an answered assignment")
 			d.Done()
 			continue
+		case seenLearned:
+			r.b.met.duplicates.WithLabelValues(r.w.id).Inc()
+			r.b.met.learnedDup.WithLabelValues(r.w.id).Inc()
+			r.log.Info().Str("id", a.ID).Msg("duplicate of an assignment a predecessor answered; not run again")
+			d.Done()
+			continue
 		case seenRunning:
 			r.b.met.duplicates.WithLabelValues(r.w.id).Inc()
 			r.log.Debug().Str("id", a.ID).Msg("duplicate of a running assignment")
@@ -332,16 +338,21 @@ func (r *runner) Handle(_ context.Context, batch []*consumer.Delivery) {
 	}
 }
 
-// Assigned implements consumer.Handler.
-func (r *runner) Assigned(_ context.Context, parts map[string][]int32) {
-	if len(parts) > 0 {
-		r.assignedOnce.Do(func() { close(r.assigned) })
+// Assigned implements consumer.Handler. Before the partition's first
+// assignment is handled it learns which activations a predecessor answered
+// (see learnPredecessor).
+func (r *runner) Assigned(ctx context.Context, parts map[string][]int32) {
+	if len(parts) == 0 {
+		return
 	}
+	r.learnPredecessor(ctx)
+	r.assignedOnce.Do(func() { close(r.assigned) })
 }
 
 // Revoked implements consumer.Handler. Calls in flight go on: their
-// answers are published, but their offsets are committed by the next owner
-// only if it does not run them again (the dedupe set is per process).
+// answers are published, but their offsets are committed by the next
+// owner, which does not run them again if their completions were published
+// before it read worker-events (learnPredecessor).
 func (r *runner) Revoked(context.Context, map[string][]int32) {}
 
 // serve runs one assignment and finishes its delivery once the completion
