@@ -128,16 +128,7 @@ func TestDeadLetterNeverBlocks(t *testing.T) {
 // DeadLetter — a copy when it fits, a reference when the producer's limit or
 // the dlq topic's refuses the copy.
 func TestDeadLetterAsync(t *testing.T) {
-	b, err := broker.Start(broker.Config{Ports: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	p, err := producer.New(producer.Config{Brokers: b.Addrs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(time.Second) })
+	p := newEnv(t).prod
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(p.Client())

@@ -195,6 +195,7 @@ func (st *state) hold(j *job, until time.Time) {
 	j.phase, j.until = phaseHeld, until
 	st.held = append(st.held, j)
 	st.heldN[j.a.Function]++
+	st.m.held.Inc()
 	st.m.decisions.WithLabelValues(st.pname, OutcomeDeferred).Inc()
 }
 
@@ -206,6 +207,7 @@ func (st *state) unhold(j *job) {
 	} else {
 		delete(st.heldN, j.a.Function)
 	}
+	st.m.held.Dec()
 	j.phase = 0
 }
 
@@ -394,11 +396,6 @@ func (st *state) afterChanges() {
 		st.drain(st.now())
 	}
 	st.m.pending.Set(float64(st.pend.Len() + len(st.retry)))
-	held := 0
-	for _, n := range st.heldN {
-		held += n
-	}
-	st.m.held.Set(float64(held))
 }
 
 // drain places waiting arrivals while the policy finds room: the retry list
@@ -433,6 +430,26 @@ func (st *state) drain(now time.Time) {
 	}
 }
 
+// expireWaiting answers 504 the jobs of list whose deadline has passed and
+// returns the others that still wait there; waiting reports whether a job
+// still does (and may release what it holds when its deadline has passed).
+func (st *state) expireWaiting(list []*job, now time.Time, waiting func(*job) bool, what string) []*job {
+	keep := list[:0]
+	for _, j := range list {
+		switch {
+		case !waiting(j):
+		case now.Before(j.dl):
+			keep = append(keep, j)
+		default:
+			delete(st.jobs, j.a.ID)
+			st.m.timeouts.WithLabelValues("pending").Inc()
+			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for "+what)
+		}
+	}
+	clear(list[len(keep):])
+	return keep
+}
+
 // tick expires deadlines and assignment timeouts and sweeps heartbeats.
 func (st *state) tick() {
 	now := st.now()
@@ -443,37 +460,16 @@ func (st *state) tick() {
 			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a worker")
 		}
 	}
-	if len(st.retry) > 0 {
-		keep := st.retry[:0]
-		for _, j := range st.retry {
-			if now.Before(j.dl) {
-				keep = append(keep, j)
-				continue
-			}
-			delete(st.jobs, j.a.ID)
-			st.m.timeouts.WithLabelValues("pending").Inc()
-			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a worker")
+	st.retry = st.expireWaiting(st.retry, now, func(*job) bool { return true }, "a worker")
+	st.held = st.expireWaiting(st.held, now, func(j *job) bool {
+		if st.jobs[j.a.ID] != j || j.phase != phaseHeld {
+			return false // answered or dropped meanwhile
 		}
-		clear(st.retry[len(keep):])
-		st.retry = keep
-	}
-	if len(st.held) > 0 {
-		keep := st.held[:0]
-		for _, j := range st.held {
-			switch {
-			case st.jobs[j.a.ID] != j || j.phase != phaseHeld:
-			case now.Before(j.dl):
-				keep = append(keep, j)
-			default:
-				st.unhold(j)
-				delete(st.jobs, j.a.ID)
-				st.m.timeouts.WithLabelValues("pending").Inc()
-				st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a warm instance")
-			}
+		if !now.Before(j.dl) {
+			st.unhold(j)
 		}
-		clear(st.held[len(keep):])
-		st.held = keep
-	}
+		return true
+	}, "a warm instance")
 	for j := st.heap.due(now); j != nil; j = st.heap.due(now) {
 		delete(st.jobs, j.a.ID)
 		st.pol.Completed(policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
