@@ -143,6 +143,11 @@ func New(cfg Config) (*Broker, error) {
 		kfake.WithLogger(zerologBridge{cfg.Logger}),
 		kfake.ClusterID(cfg.ClusterID),
 		kfake.DefaultNumPartitions(cfg.Partitions),
+		// Schedulers ask for a 2s group session so a crashed replica's
+		// partitions move within about 2.5s; Kafka's (and kfake's) 6s
+		// minimum would refuse it. Set as a broker config so that
+		// DescribeConfigs reports what is enforced.
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}),
 	}
 	if !cfg.DisableAutoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())

@@ -222,16 +222,18 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	}()
 	s.waitProvisioned(ctx, 10*time.Second)
 
+	timing := s.groupTiming(ctx)
 	cons, err := consumer.New(consumer.Config{
-		Brokers:        s.cfg.Brokers,
-		Group:          s.group,
-		Topics:         []string{s.names.Arrivals(), s.names.WorkerEvents()},
-		ClientID:       s.cfg.ID,
-		Decode:         s.decode,
-		DLQ:            s.names.DLQ(),
-		Producer:       prod,
-		SessionTimeout: s.cfg.SessionTimeout,
-		Logger:         s.log,
+		Brokers:           s.cfg.Brokers,
+		Group:             s.group,
+		Topics:            []string{s.names.Arrivals(), s.names.WorkerEvents()},
+		ClientID:          s.cfg.ID,
+		Decode:            s.decode,
+		DLQ:               s.names.DLQ(),
+		Producer:          prod,
+		SessionTimeout:    timing.Session,
+		HeartbeatInterval: timing.Heartbeat,
+		Logger:            s.log,
 		// Range assigns the same partition numbers of the two topics to
 		// the same member, which co-partitioning needs; the default
 		// cooperative-sticky balancer does not promise that.

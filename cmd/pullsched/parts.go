@@ -48,11 +48,13 @@ func setupScheduler(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	hb := fs.Duration("heartbeat-timeout", 3*time.Second, "a worker silent this long leaves the rotation")
 	timeout := fs.Duration("default-timeout", 5*time.Minute, "execution timeout of arrivals without a deadline")
 	stuck := fs.Duration("stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a partition holds unfinished records and finishes none this long (negative: never)")
+	session := fs.Duration("session-timeout", scheduler.DefaultSessionTimeout, "consumer-group session: a crashed replica's partitions move to the others after about 1.25× this (raised to the broker's group.min.session.timeout.ms)")
 	return func(ctx context.Context) error {
 		s, err := scheduler.New(scheduler.Config{
 			Brokers: c.brokers.Values, Topics: c.topicsConfig(), Listen: c.listen, Logger: c.log,
 			ID: *id, Policy: p.name, PolicyConfig: p.config(), Pending: p.pending, PendingCap: p.pendCap,
 			DefaultCapacity: p.capacity, HeartbeatTimeout: *hb, DefaultTimeout: *timeout, StuckAfter: *stuck,
+			SessionTimeout: *session,
 		})
 		if err != nil {
 			return err
