@@ -109,10 +109,11 @@ func counterValue(c prometheus.Counter) float64 {
 func (s *Scheduler) registerConsumerMetrics() error {
 	const ns, sub = "pullsched", "scheduler"
 	cs := consumer.DeadLetterMetrics(ns, sub, func() consumer.DeadLetterCounts {
+		n := s.workerDL.counts()
 		if c := s.cons.Load(); c != nil {
-			return c.Counts()
+			n = n.Add(c.Counts())
 		}
-		return consumer.DeadLetterCounts{}
+		return n
 	})
 	cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "stuck_partitions",
 		Help: "Partitions holding unfinished records that have finished none for StuckAfter (then /readyz fails)."},

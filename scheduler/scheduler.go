@@ -43,7 +43,8 @@ type Scheduler struct {
 	prov *provisioner
 	st   *state // owned by the loop goroutine
 
-	cons atomic.Pointer[consumer.Consumer] // set by Run once created
+	cons     atomic.Pointer[consumer.Consumer] // set by Run once created
+	workerDL workerLetters                     // dead letters of the workers topic
 }
 
 // call is work the consumer's goroutine hands to the loop and waits for.
@@ -422,6 +423,7 @@ func (s *Scheduler) sampleLag(ctx context.Context) {
 // existed at the start are all handed over (and applied).
 func (s *Scheduler) followWorkers(ctx context.Context, caught chan struct{}) error {
 	start := s.cfg.Clock() // every record written before it is read by caughtUp
+	junk := newJunkWorkers()
 	err := consumer.Follow(ctx, consumer.ReaderConfig{
 		Brokers:  s.cfg.Brokers,
 		Topic:    s.names.Workers(),
@@ -431,14 +433,17 @@ func (s *Scheduler) followWorkers(ctx context.Context, caught chan struct{}) err
 	}, func(r *kgo.Record) {
 		w, err := topics.DecodeWorker(r.Value)
 		if err != nil {
-			if r.Value != nil { // nil is a compaction tombstone
-				s.log.Warn().Err(err).Int64("offset", r.Offset).Msg("undecodable worker record ignored")
-			}
 			w = nil // only its offset counts
+		}
+		for _, j := range junk.read(r, err) {
+			s.deadLetterWorker(ctx, j.r, j.err)
 		}
 		ts, part, off := r.Timestamp, r.Partition, r.Offset
 		s.inbox.put(func() { s.st.workerRecord(w, ts, part, off) })
 	}, func() {
+		for _, j := range junk.caughtUp() {
+			s.deadLetterWorker(ctx, j.r, j.err)
+		}
 		// Applied in order after every record before it.
 		s.inbox.put(func() {
 			s.st.covered(start)
