@@ -179,10 +179,10 @@ func TestAckRoundTrip(t *testing.T) {
 func TestAckRejects(t *testing.T) {
 	for _, bad := range []string{
 		`[]`,
-		`{"response":"5a1f0c9e2b7d4e3fa6c8b0d19e2f3a4b"}`,                                      // no transid
-		`{"transid":["t",1],"response":"XYZ"}`,                                                 // bad id
-		`{"transid":["t",1],"response":"5A1F0C9E2B7D4E3FA6C8B0D19E2F3A4B"}`,                    // upper case
-		`{"transid":["t",1],"response":12}`,                                                    // neither
+		`{"response":"5a1f0c9e2b7d4e3fa6c8b0d19e2f3a4b"}`,                                     // no transid
+		`{"transid":["t",1],"response":"XYZ"}`,                                                // bad id
+		`{"transid":["t",1],"response":"5A1F0C9E2B7D4E3FA6C8B0D19E2F3A4B"}`,                   // upper case
+		`{"transid":["t",1],"response":12}`,                                                   // neither
 		`{"transid":["t",1],"activationId":"5a1f0c9e2b7d4e3fa6c8b0d19e2f3a4b","instance":{}}`, // no userMemory
 		`{"transid":["t",1],"activationId":"5a1f0c9e2b7d4e3fa6c8b0d19e2f3a4b","instance":{"instance":1,"userMemory":"1 B","instanceType":"controller"}}`,
 		`{"transid":["t",1],"isSystemError":"no","response":"5a1f0c9e2b7d4e3fa6c8b0d19e2f3a4b","instance":{"instance":1,"userMemory":"1 B","instanceType":"invoker"}}`,
