@@ -9,7 +9,7 @@ import (
 )
 
 func TestRegistry(t *testing.T) {
-	want := []string{"chbl", "hash", "leastconn", "p2c", "pull", "pull-chbl", "pull-wait", "random"}
+	want := []string{"chbl", "hash", "leastconn", "ow-hash", "p2c", "pull", "pull-chbl", "pull-wait", "random"}
 	if got := Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

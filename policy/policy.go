@@ -280,6 +280,7 @@ var registry = map[string]factory{
 	NameLeastConn: func(cfg Config) Policy { return newLeastConn(cfg) },
 	NameP2C:       func(cfg Config) Policy { return newP2C(cfg) },
 	NameRandom:    func(cfg Config) Policy { return newRandom(cfg) },
+	NameOWHash:    func(cfg Config) Policy { return newOWHash(cfg) },
 }
 
 // Canonical policy names.
