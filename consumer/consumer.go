@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/logging"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
@@ -38,14 +39,14 @@ const (
 
 // Config configures a Consumer.
 type Config struct {
-	// Brokers are the seed brokers. Required.
-	Brokers []string
+	// Kafka is how to reach the brokers (seed brokers required; TLS, SASL,
+	// extra franz-go options appended last). Its ClientID defaults to
+	// "pullsched".
+	Kafka kafkaconn.Config
 	// Group is the consumer group. Required.
 	Group string
 	// Topics to consume. Required.
 	Topics []string
-	// ClientID names the client in broker logs. Default "pullsched".
-	ClientID string
 	// Decode turns a record into an event. Required. An error sends the
 	// record to the dead-letter topic.
 	Decode func(topic string, value []byte) (topics.Event, error)
@@ -72,15 +73,14 @@ type Config struct {
 	StartAtEnd bool
 	// Logger receives warnings. Default: none.
 	Logger zerolog.Logger
-	// Opts are extra franz-go options appended last.
-	Opts []kgo.Opt
 }
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case len(c.Brokers) == 0:
-		return producer.ErrNoBrokers
 	case c.Group == "":
 		return errors.New("consumer: no group")
 	case len(c.Topics) == 0:
@@ -96,9 +96,7 @@ func (c Config) Validate() error {
 }
 
 func (c *Config) defaults() {
-	if c.ClientID == "" {
-		c.ClientID = "pullsched"
-	}
+	c.Kafka = c.Kafka.WithClientID("pullsched")
 	if c.MaxOutstanding == 0 {
 		c.MaxOutstanding = 10000
 	}
@@ -182,9 +180,11 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if cfg.StartAtEnd {
 		reset = kgo.NewOffset().AtEnd()
 	}
+	conn, err := cfg.Kafka.ClientOpts()
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.ConsumeResetOffset(reset),
@@ -199,8 +199,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		kgo.OnPartitionsLost(c.lost),
 		kgo.WithLogger(logging.Kgo(cfg.Logger)),
 	}
-	opts = append(opts, cfg.Opts...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append(opts, conn...)...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -33,7 +34,7 @@ func newEnv(t *testing.T) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	p, err := producer.New(producer.Config{Brokers: b.Addrs()})
+	p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func (r *recorder) wait(t *testing.T, n int) []*Delivery {
 
 func run(t *testing.T, e env, h Handler, mod func(*Config), got ...func(*Consumer)) (stop func()) {
 	t.Helper()
-	cfg := Config{Brokers: e.brokers, Group: "g", Topics: []string{topic}, Decode: decodeArrival,
+	cfg := Config{Kafka: kafkaconn.Config{Brokers: e.brokers}, Group: "g", Topics: []string{topic}, Decode: decodeArrival,
 		DLQ: dlq, Producer: e.prod, CommitInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second}
 	if mod != nil {
 		mod(&cfg)
@@ -190,7 +191,7 @@ func TestDeadLetter(t *testing.T) {
 	}
 
 	var dead []*kgo.Record
-	err := ReadRange(ctx, ReaderConfig{Brokers: e.brokers, Topic: dlq}, nil, time.Time{}, func(r *kgo.Record) error {
+	err := ReadRange(ctx, ReaderConfig{Kafka: kafkaconn.Config{Brokers: e.brokers}, Topic: dlq}, nil, time.Time{}, func(r *kgo.Record) error {
 		dead = append(dead, r)
 		return nil
 	})
@@ -261,7 +262,7 @@ func TestReadRangeFrom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got []string
-	err := ReadRange(ctx, ReaderConfig{Brokers: e.brokers, Topic: topic}, nil, mid, func(r *kgo.Record) error {
+	err := ReadRange(ctx, ReaderConfig{Kafka: kafkaconn.Config{Brokers: e.brokers}, Topic: topic}, nil, mid, func(r *kgo.Record) error {
 		a, err := topics.DecodeArrival(r.Value)
 		if err != nil {
 			return err
@@ -273,7 +274,7 @@ func TestReadRangeFrom(t *testing.T) {
 		t.Fatalf("got %v err %v, want the 2 records after the mark", got, err)
 	}
 	stop := errors.New("stop")
-	err = ReadRange(ctx, ReaderConfig{Brokers: e.brokers, Topic: topic}, nil, time.Time{}, func(*kgo.Record) error { return stop })
+	err = ReadRange(ctx, ReaderConfig{Kafka: kafkaconn.Config{Brokers: e.brokers}, Topic: topic}, nil, time.Time{}, func(*kgo.Record) error { return stop })
 	if !errors.Is(err, stop) {
 		t.Fatalf("callback error not returned: %v", err)
 	}
@@ -288,7 +289,7 @@ func TestFollowCatchesUp(t *testing.T) {
 	up := make(chan int, 1)
 	more := make(chan struct{})
 	go func() {
-		_ = Follow(ctx, ReaderConfig{Brokers: e.brokers, Topic: topic}, func(*kgo.Record) {
+		_ = Follow(ctx, ReaderConfig{Kafka: kafkaconn.Config{Brokers: e.brokers}, Topic: topic}, func(*kgo.Record) {
 			n++
 			if n == 4 {
 				close(more)

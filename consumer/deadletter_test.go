@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -46,7 +47,7 @@ func TestDeadLetterNeverBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(b.Close)
-			p, err := producer.New(producer.Config{Brokers: b.Addrs(), DeliveryTimeout: time.Second})
+			p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}, DeliveryTimeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +94,7 @@ func TestDeadLetterNeverBlocks(t *testing.T) {
 				t.Fatalf("references %d, want reference=%v", refs, tc.wantRef)
 			}
 			var dead []*kgo.Record
-			err = ReadRange(ctx, ReaderConfig{Brokers: e.brokers, Topic: dlq}, nil, time.Time{}, func(r *kgo.Record) error {
+			err = ReadRange(ctx, ReaderConfig{Kafka: kafkaconn.Config{Brokers: e.brokers}, Topic: dlq}, nil, time.Time{}, func(r *kgo.Record) error {
 				dead = append(dead, r)
 				return nil
 			})

@@ -10,37 +10,31 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/logging"
-	"github.com/pullsched/pullsched/producer"
 )
 
 // ReaderConfig configures the plain (non-group) readers.
 type ReaderConfig struct {
-	// Brokers are the seed brokers. Required.
-	Brokers []string
+	// Kafka is how to reach the brokers (seed brokers required; TLS, SASL,
+	// extra franz-go options appended last). Its ClientID defaults to
+	// "pullsched-reader".
+	Kafka kafkaconn.Config
 	// Topic to read. Required.
 	Topic string
-	// ClientID names the client in broker logs. Default "pullsched-reader".
-	ClientID string
 	// Logger receives warnings. Default: none.
 	Logger zerolog.Logger
-	// Opts are extra franz-go options appended last.
-	Opts []kgo.Opt
 }
 
 func (c ReaderConfig) client(offsets map[int32]kgo.Offset) (*kgo.Client, error) {
-	if len(c.Brokers) == 0 {
-		return nil, producer.ErrNoBrokers
-	}
 	if c.Topic == "" {
 		return nil, errors.New("reader: no topic")
 	}
-	if c.ClientID == "" {
-		c.ClientID = "pullsched-reader"
+	conn, err := c.Kafka.WithClientID("pullsched-reader").ClientOpts()
+	if err != nil {
+		return nil, err
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
-		kgo.ClientID(c.ClientID),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.WithLogger(logging.Kgo(c.Logger)),
 	}
@@ -49,8 +43,7 @@ func (c ReaderConfig) client(offsets map[int32]kgo.Offset) (*kgo.Client, error) 
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(c.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	}
-	opts = append(opts, c.Opts...)
-	return kgo.NewClient(opts...)
+	return kgo.NewClient(append(opts, conn...)...)
 }
 
 // ReadRange reads the given partitions of the topic (all when parts is

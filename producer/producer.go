@@ -12,16 +12,17 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/logging"
 	"github.com/pullsched/pullsched/topics"
 )
 
 // Config configures a Producer.
 type Config struct {
-	// Brokers are the seed brokers. Required.
-	Brokers []string
-	// ClientID names the client in broker logs. Default "pullsched".
-	ClientID string
+	// Kafka is how to reach the brokers (seed brokers required; TLS, SASL,
+	// extra franz-go options appended last). Its ClientID defaults to
+	// "pullsched".
+	Kafka kafkaconn.Config
 	// Linger is how long a partition's batch waits for more records. Default
 	// 0: send at once, lowest latency; a few milliseconds trade latency for
 	// fewer, larger requests under heavy load.
@@ -42,17 +43,13 @@ type Config struct {
 	MaxRecordBytes int32
 	// Logger receives the Kafka client's warnings. Default: none.
 	Logger zerolog.Logger
-	// Opts are extra franz-go options appended last (tests, TLS, SASL).
-	Opts []kgo.Opt
 }
 
-// ErrNoBrokers means Config.Brokers was empty.
-var ErrNoBrokers = errors.New("no seed brokers")
+// ErrNoBrokers means Config.Kafka.Brokers was empty.
+var ErrNoBrokers = kafkaconn.ErrNoBrokers
 
 func (c *Config) defaults() {
-	if c.ClientID == "" {
-		c.ClientID = "pullsched"
-	}
+	c.Kafka = c.Kafka.WithClientID("pullsched")
 	if c.MaxBuffered == 0 {
 		c.MaxBuffered = 10000
 	}
@@ -66,8 +63,8 @@ func (c *Config) defaults() {
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
-	if len(c.Brokers) == 0 {
-		return ErrNoBrokers
+	if err := c.Kafka.Validate(); err != nil {
+		return err
 	}
 	if c.Linger < 0 || c.MaxBuffered < 0 || c.DeliveryTimeout < 0 {
 		return errors.New("producer: negative linger, buffer or timeout")
@@ -90,6 +87,7 @@ const (
 // Producer publishes events. It is safe for concurrent use.
 type Producer struct {
 	cl       *kgo.Client
+	conn     kafkaconn.Config
 	maxBytes int32
 }
 
@@ -100,9 +98,11 @@ func New(cfg Config) (*Producer, error) {
 		return nil, err
 	}
 	cfg.defaults()
+	conn, err := cfg.Kafka.ClientOpts()
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.MaxBufferedRecords(cfg.MaxBuffered),
@@ -111,13 +111,17 @@ func New(cfg Config) (*Producer, error) {
 		kgo.ProducerBatchMaxBytes(cfg.MaxRecordBytes),
 		kgo.WithLogger(logging.Kgo(cfg.Logger)),
 	}
-	opts = append(opts, cfg.Opts...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append(opts, conn...)...)
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
-	return &Producer{cl: cl, maxBytes: cfg.MaxRecordBytes}, nil
+	return &Producer{cl: cl, conn: cfg.Kafka, maxBytes: cfg.MaxRecordBytes}, nil
 }
+
+// Ping checks that a broker answers with the producer's connection
+// settings; a refused login or certificate fails at once with an error
+// naming the settings (see kafkaconn.Ping). Parts call it when they start.
+func (p *Producer) Ping(ctx context.Context) error { return kafkaconn.Ping(ctx, p.conn, p.cl) }
 
 // MaxRecordBytes is the largest batch this producer sends: a record whose
 // BatchBytes exceed it cannot be written.

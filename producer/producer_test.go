@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -45,7 +46,7 @@ func TestPublishRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	p, err := New(Config{Brokers: b.Addrs()})
+	p, err := New(Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestDeliveryErrorReturned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	p, err := New(Config{Brokers: b.Addrs(), DeliveryTimeout: time.Second})
+	p, err := New(Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}, DeliveryTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +105,13 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("no brokers accepted")
 	}
-	if _, err := New(Config{Brokers: []string{"x:1"}, Linger: -1}); err == nil {
+	if _, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"x:1"}}, Linger: -1}); err == nil {
 		t.Fatal("negative linger accepted")
 	}
-	if _, err := New(Config{Brokers: []string{"x:1"}, DeliveryTimeout: time.Millisecond}); err == nil {
+	if _, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"x:1"}}, DeliveryTimeout: time.Millisecond}); err == nil {
 		t.Fatal("delivery timeout under 1s accepted")
 	}
-	if _, err := New(Config{Brokers: []string{"x:1"}, MaxRecordBytes: 100}); err == nil {
+	if _, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"x:1"}}, MaxRecordBytes: 100}); err == nil {
 		t.Fatal("max record bytes under 512 accepted")
 	}
 }
@@ -125,7 +126,7 @@ func TestMaxRecordBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	p, err := New(Config{Brokers: b.Addrs()})
+	p, err := New(Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestPublishHonoursContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{Brokers: b.Addrs(), DeliveryTimeout: time.Minute})
+	p, err := New(Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}, DeliveryTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
