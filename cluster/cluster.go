@@ -15,12 +15,13 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
 	"github.com/pullsched/pullsched/controllerbridge"
 	"github.com/pullsched/pullsched/invokerbridge"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/policy"
+	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/scheduler"
 	"github.com/pullsched/pullsched/topics"
 	"github.com/pullsched/pullsched/workersim"
@@ -30,6 +31,11 @@ import (
 type Config struct {
 	// Brokers, if set, are used instead of starting an embedded broker.
 	Brokers []string
+	// Kafka holds the TLS, SASL, client-id and extra franz-go settings of
+	// every part's clients, for external Brokers that require them; its
+	// own Brokers field is ignored. Default: plaintext, as the embedded
+	// broker serves.
+	Kafka kafkaconn.Config
 	// BrokerPort is the embedded broker's port. Default 0: a free port.
 	BrokerPort int
 	// Topics names and shapes the topics. Default: topics.Config defaults
@@ -158,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		addr := sims[i].ln.Addr().String()
 		id := fmt.Sprintf("worker-%d", i+1)
 		b, err := invokerbridge.New(invokerbridge.Config{
-			Brokers:   c.brokers,
+			Kafka:     c.conn(),
 			Topics:    cfg.Topics,
 			Listen:    "127.0.0.1:0",
 			Logger:    log,
@@ -194,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		c.start("workersim", func(ctx context.Context) error { return s.sim.Serve(ctx, s.ln) })
 	}
 	sched, err := scheduler.New(scheduler.Config{
-		Brokers:      c.brokers,
+		Kafka:        c.conn(),
 		Topics:       cfg.Topics,
 		Listen:       cfg.SchedulerListen,
 		Logger:       log,
@@ -212,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		c.start("invoker", b.Run)
 	}
 	ctl, err := controllerbridge.New(controllerbridge.Config{
-		Brokers:    c.brokers,
+		Kafka:      c.conn(),
 		Topics:     cfg.Topics,
 		Listen:     cfg.ControllerListen,
 		Logger:     log,
@@ -278,15 +284,22 @@ func (c *Cluster) wait(ctx context.Context, ready <-chan struct{}) error {
 }
 
 func (c *Cluster) ensureTopics(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	p, err := producer.New(producer.Config{Kafka: c.conn().WithClientID("pullsched-cluster")})
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	if _, err := topics.EnsureAll(ctx, kadm.NewClient(cl), c.cfg.Topics); err != nil {
-		return fmt.Errorf("topics: %w", err)
+	defer p.Close(0)
+	if _, err := topics.EnsureAll(ctx, kadm.NewClient(p.Client()), c.cfg.Topics); err != nil {
+		return fmt.Errorf("topics: %w", kafkaconn.Explain(c.conn(), err))
 	}
 	return nil
+}
+
+// conn is how the parts reach the cluster's brokers.
+func (c *Cluster) conn() kafkaconn.Config {
+	k := c.cfg.Kafka
+	k.Brokers = c.brokers
+	return k
 }
 
 // Brokers are the seed brokers the cluster uses.

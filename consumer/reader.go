@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,9 @@ type ReaderConfig struct {
 	Topic string
 	// Logger receives warnings. Default: none.
 	Logger zerolog.Logger
+	// FetchMaxWait is how long the broker may hold a fetch that finds no
+	// new record. Default 200ms; it delays nothing that has arrived.
+	FetchMaxWait time.Duration
 }
 
 func (c ReaderConfig) client(offsets map[int32]kgo.Offset) (*kgo.Client, error) {
@@ -35,7 +39,7 @@ func (c ReaderConfig) client(offsets map[int32]kgo.Offset) (*kgo.Client, error) 
 		return nil, err
 	}
 	opts := []kgo.Opt{
-		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.FetchMaxWait(cmp.Or(c.FetchMaxWait, 200*time.Millisecond)),
 		kgo.WithLogger(logging.Kgo(c.Logger)),
 	}
 	if offsets != nil {
@@ -198,3 +202,48 @@ func listEnds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]in
 	})
 	return out, nil
 }
+
+// Tail reads the partitions of one topic from fixed offsets onwards, for a
+// reader that must see every record written after a point it chose (a
+// controller's results from the end offsets it listed before serving).
+// Create it with NewTail; Run reads until its context ends.
+type Tail struct {
+	cfg ReaderConfig
+	cl  *kgo.Client
+}
+
+// NewTail opens a reader of cfg.Topic that starts each partition of
+// offsets at the given offset. The connection itself is lazy.
+func NewTail(cfg ReaderConfig, offsets map[int32]int64) (*Tail, error) {
+	if len(offsets) == 0 {
+		return nil, fmt.Errorf("reader: no partitions of %s to tail", cfg.Topic)
+	}
+	at := make(map[int32]kgo.Offset, len(offsets))
+	for p, o := range offsets {
+		at[p] = kgo.NewOffset().At(o)
+	}
+	cl, err := cfg.client(at)
+	if err != nil {
+		return nil, fmt.Errorf("reader: %w", err)
+	}
+	return &Tail{cfg: cfg, cl: cl}, nil
+}
+
+// Run calls fn for each record, from the calling goroutine, until ctx
+// ends; then it closes the reader. Fetch errors are logged and retried.
+func (t *Tail) Run(ctx context.Context, fn func(*kgo.Record)) {
+	defer t.cl.Close()
+	for {
+		fetches := t.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			t.cfg.Logger.Warn().Err(err).Str("topic", topic).Int32("partition", p).Msg("fetch error")
+		})
+		fetches.EachRecord(fn)
+	}
+}
+
+// Close closes a Tail that will not Run.
+func (t *Tail) Close() { t.cl.Close() }

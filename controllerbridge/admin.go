@@ -284,8 +284,7 @@ func (c *Controller) handleWorkers(w http.ResponseWriter, _ *http.Request) error
 // followWorkers keeps the worker view current until ctx ends, restarting
 // the reader after an error.
 func (c *Controller) followWorkers(ctx context.Context) {
-	cfg := consumer.ReaderConfig{Brokers: c.cfg.Brokers, Topic: c.names.Workers(),
-		ClientID: "pullsched-" + c.cfg.ID + "-workers", Logger: c.log}
+	cfg := consumer.ReaderConfig{Kafka: c.conn("-workers"), Topic: c.names.Workers(), Logger: c.log}
 	for {
 		err := consumer.Follow(ctx, cfg, func(r *kgo.Record) {
 			if err := c.view.apply(r); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -23,7 +24,7 @@ func workerRecords(t *testing.T, h *harness) []*topics.Worker {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out []*topics.Worker
-	err := consumer.ReadRange(ctx, consumer.ReaderConfig{Brokers: h.cfg.Brokers, Topic: h.cfg.Topics.Names().Workers()}, nil, time.Time{},
+	err := consumer.ReadRange(ctx, consumer.ReaderConfig{Kafka: kafkaconn.Config{Brokers: h.cfg.Kafka.Brokers}, Topic: h.cfg.Topics.Names().Workers()}, nil, time.Time{},
 		func(r *kgo.Record) error {
 			w, err := topics.DecodeWorker(r.Value)
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -64,8 +65,11 @@ var ErrInvalidConfig = errors.New("controllerbridge: invalid config")
 // Config configures a Controller. Zero fields take the defaults documented
 // on each.
 type Config struct {
-	// Brokers are the seed brokers. Required.
-	Brokers []string
+	// Kafka is how the controller reaches the brokers: seed brokers
+	// (required), TLS, SASL and extra franz-go options, shared by its
+	// producer and readers. Its ClientID defaults to "pullsched-<ID>"
+	// (with -results and -workers for the readers).
+	Kafka kafkaconn.Config
 	// Topics names and creates the topics (prefix, partitions, retention).
 	// Default: topics.Config{} with its own defaults.
 	Topics topics.Config
@@ -201,8 +205,8 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
-	if len(c.Brokers) == 0 {
-		return bad("no brokers")
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if err := c.Topics.Validate(); err != nil {
 		return fmt.Errorf("%w: topics: %w", ErrInvalidConfig, err)
@@ -253,4 +257,11 @@ func DefaultID() string {
 // blocking request.
 func (c Config) writeTimeout() time.Duration {
 	return c.MaxTimeout + c.ResultMargin + 30*time.Second
+}
+
+// conn is the Kafka connection of one of the controller's clients: the
+// configured one, named "pullsched-<ID>"+role unless the operator fixed a
+// client id.
+func (c *Controller) conn(role string) kafkaconn.Config {
+	return c.cfg.Kafka.WithClientID("pullsched-" + c.cfg.ID + role)
 }

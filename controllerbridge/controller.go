@@ -15,6 +15,7 @@ import (
 
 	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/httpserve"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -101,7 +102,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		return errors.New("controller: Run called twice or after Close")
 	}
 	c.startedAt = time.Now()
-	prod, err := producer.New(producer.Config{Brokers: c.cfg.Brokers, ClientID: "pullsched-" + c.cfg.ID, Logger: c.log})
+	c.cfg.Kafka.LogSecurity(c.log)
+	prod, err := producer.New(producer.Config{Kafka: c.conn(""), Logger: c.log})
 	if err != nil {
 		_ = c.srv.Close()
 		return fmt.Errorf("controller: producer: %w", err)
@@ -180,7 +182,7 @@ func (c *Controller) Close() error {
 func (c *Controller) start(ctx context.Context, prod *producer.Producer) (*resultsReader, error) {
 	adm := kadm.NewClient(prod.Client())
 	if _, err := topics.EnsureAll(ctx, adm, c.cfg.Topics); err != nil {
-		return nil, fmt.Errorf("controller: ensure topics: %w", err)
+		return nil, fmt.Errorf("controller: ensure topics: %w", kafkaconn.Explain(c.cfg.Kafka, err))
 	}
 	if _, err := topics.Ensure(ctx, adm, c.cfg.Topics.ResultsSpec(c.cfg.ID)); err != nil {
 		return nil, fmt.Errorf("controller: ensure results topic: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -44,7 +45,7 @@ func TestMain(m *testing.M) {
 // topic prefix.
 func testConfig(brokers []string) Config {
 	return Config{
-		Brokers:      brokers,
+		Kafka:        kafkaconn.Config{Brokers: brokers},
 		Topics:       topics.Config{Prefix: fmt.Sprintf("cb%d.", prefixes.Add(1)), Partitions: 2},
 		Listen:       "127.0.0.1:0",
 		ID:           "ctl",
@@ -86,7 +87,7 @@ func start(t testing.TB, mod func(*Config)) *harness {
 	case <-time.After(15 * time.Second):
 		t.Fatal("controller not ready after 15s")
 	}
-	p, err := producer.New(producer.Config{Brokers: cfg.Brokers})
+	p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: cfg.Kafka.Brokers}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ type fake struct {
 func startFake(t testing.TB, h *harness, respond func(ctx context.Context, a *topics.Arrival) []*topics.Result) *fake {
 	t.Helper()
 	n := h.cfg.Topics.Names()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Brokers...), kgo.ConsumeTopics(n.Arrivals()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Kafka.Brokers...), kgo.ConsumeTopics(n.Arrivals()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/consumer"
-	"github.com/pullsched/pullsched/logging"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -20,7 +19,7 @@ import (
 type resultsReader struct {
 	c     *Controller
 	topic string
-	cl    *kgo.Client
+	tail  *consumer.Tail
 }
 
 // newResultsReader lists the end offsets of the results topic and opens a
@@ -33,42 +32,29 @@ func newResultsReader(ctx context.Context, c *Controller, adm *kadm.Client) (*re
 	if err != nil {
 		return nil, err
 	}
-	offsets := map[int32]kgo.Offset{}
+	offsets := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Topic == topic {
-			offsets[o.Partition] = kgo.NewOffset().At(o.Offset)
+			offsets[o.Partition] = o.Offset
 		}
 	})
 	if len(offsets) == 0 {
 		return nil, fmt.Errorf("controller: results topic %s has no partitions", topic)
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.cfg.Brokers...),
-		kgo.ClientID("pullsched-"+c.cfg.ID+"-results"),
-		kgo.WithLogger(logging.Kgo(c.log)),
-		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
-	)
+	tail, err := consumer.NewTail(consumer.ReaderConfig{
+		Kafka:        c.conn("-results"),
+		Topic:        topic,
+		Logger:       c.log.With().Str("reader", "results").Logger(),
+		FetchMaxWait: 100 * time.Millisecond,
+	}, offsets)
 	if err != nil {
-		return nil, fmt.Errorf("controller: results client: %w", err)
+		return nil, fmt.Errorf("controller: results reader: %w", err)
 	}
-	return &resultsReader{c: c, topic: topic, cl: cl}, nil
+	return &resultsReader{c: c, topic: topic, tail: tail}, nil
 }
 
-// run reads results until ctx ends, then closes the client.
-func (rr *resultsReader) run(ctx context.Context) {
-	defer rr.cl.Close()
-	for {
-		fetches := rr.cl.PollFetches(ctx)
-		if ctx.Err() != nil || fetches.IsClientClosed() {
-			return
-		}
-		fetches.EachError(func(t string, p int32, err error) {
-			rr.c.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("results fetch error")
-		})
-		fetches.EachRecord(rr.handle)
-	}
-}
+// run reads results until ctx ends, then closes the reader.
+func (rr *resultsReader) run(ctx context.Context) { rr.tail.Run(ctx, rr.handle) }
 
 // handle routes one result record.
 func (rr *resultsReader) handle(r *kgo.Record) {

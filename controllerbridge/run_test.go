@@ -421,7 +421,7 @@ func TestUndecodableResultDeadLettered(t *testing.T) {
 				!strings.Contains(string(b), "\npullsched_controller_dead_letter_failures_total 0\n") {
 				t.Errorf("/metrics lacks the dead-letter counters %+v", want)
 			}
-			cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Brokers...), kgo.ConsumeTopics(n.DLQ()),
+			cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Kafka.Brokers...), kgo.ConsumeTopics(n.DLQ()),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			if err != nil {
 				t.Fatal(err)
@@ -546,7 +546,7 @@ func TestPublishFailureAnswers503(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	h := start(t, func(c *Config) { c.Brokers = b.Addrs(); c.PublishTimeout = 300 * time.Millisecond })
+	h := start(t, func(c *Config) { c.Kafka.Brokers = b.Addrs(); c.PublishTimeout = 300 * time.Millisecond })
 
 	mode.Store(refuse)
 	resp, body := call(t, "POST", h.base+"/run/f", "", "")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -154,7 +155,7 @@ func TestParseTimeout(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{Brokers: []string{"127.0.0.1:9092"}}
+	ok := Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:9092"}}}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("minimal config: %v", err)
 	}
@@ -164,7 +165,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults %+v", d)
 	}
 	bad := []func(*Config){
-		func(c *Config) { c.Brokers = nil },
+		func(c *Config) { c.Kafka.Brokers = nil },
 		func(c *Config) { c.ID = "has space" },
 		func(c *Config) { c.ID = ".." },
 		func(c *Config) { c.MaxBody = -1 },
@@ -187,7 +188,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestCloseWithoutRun(t *testing.T) {
-	c, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Listen: "127.0.0.1:0", ID: "x"})
+	c, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, Listen: "127.0.0.1:0", ID: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestCloseWithoutRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The address is free again, and Run after Close refuses to start.
-	c2, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Listen: addr, ID: "x"})
+	c2, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, Listen: addr, ID: "x"})
 	if err != nil {
 		t.Fatalf("address still held after Close: %v", err)
 	}

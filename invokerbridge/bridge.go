@@ -48,6 +48,7 @@ import (
 
 	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/httpserve"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -158,8 +159,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
-	prod, err := producer.New(producer.Config{Brokers: b.cfg.Brokers, ClientID: b.cfg.ID, Logger: b.log,
-		Opts: b.cfg.ProducerOpts})
+	b.cfg.Kafka.LogSecurity(b.log)
+	prod, err := producer.New(producer.Config{Kafka: b.conn(""), Logger: b.log})
 	if err != nil {
 		if b.srv != nil {
 			_ = b.srv.Close()
@@ -176,7 +177,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("invokerbridge: topics: %w", err)
+		return fmt.Errorf("invokerbridge: topics: %w", kafkaconn.Explain(b.cfg.Kafka, err))
 	}
 
 	httpCtx, httpCancel := context.WithCancel(context.Background())
@@ -273,8 +274,7 @@ func (b *Bridge) runPool(ctx context.Context, httpDone chan error) error {
 	followErr := make(chan error, 1)
 	go func() {
 		followErr <- consumer.Follow(rctx, consumer.ReaderConfig{
-			Brokers: b.cfg.Brokers, Topic: b.names.Workers(), ClientID: b.cfg.ID + "-workers",
-			Logger: b.log, Opts: b.cfg.ConsumerOpts,
+			Kafka: b.conn("-workers"), Topic: b.names.Workers(), Logger: b.log,
 		}, func(rec *kgo.Record) { b.workerRecord(rctx, rec) }, b.setReady)
 	}()
 	var err error

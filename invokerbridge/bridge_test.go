@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 	"github.com/pullsched/pullsched/workersim"
 )
@@ -428,12 +429,12 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	ok := Config{Brokers: []string{"127.0.0.1:1"}, WorkerURL: "http://127.0.0.1:5000"}
+	ok := Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, WorkerURL: "http://127.0.0.1:5000"}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
 	}{
-		{"no brokers", func(c *Config) { c.Brokers = nil }},
+		{"no brokers", func(c *Config) { c.Kafka.Brokers = nil }},
 		{"no worker", func(c *Config) { c.WorkerURL = "" }},
 		{"bad url", func(c *Config) { c.WorkerURL = "ftp://x" }},
 		{"pool with url", func(c *Config) { c.Pool = true }},

@@ -11,17 +11,20 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 )
 
 // Config configures a Bridge. The zero value of every optional field selects
 // its default.
 type Config struct {
-	// Brokers are the seed brokers. Required.
-	Brokers []string
+	// Kafka is how the bridge reaches the brokers: seed brokers
+	// (required), TLS, SASL and extra franz-go options, shared by all its
+	// clients. Its ClientID defaults to ID (ID-workers, ID-predecessor for
+	// the readers).
+	Kafka kafkaconn.Config
 	// Topics names and creates the topics (prefix, partitions...).
 	Topics topics.Config
 	// Listen is the host:port of the HTTP server (eviction notices at
@@ -131,9 +134,6 @@ type Config struct {
 	// SessionTimeout is the consumer group session timeout of the
 	// assignment consumers. Default 10s (the consumer's default).
 	SessionTimeout time.Duration
-	// ConsumerOpts and ProducerOpts are extra franz-go options (tests, TLS,
-	// SASL).
-	ConsumerOpts, ProducerOpts []kgo.Opt
 }
 
 // CapacityUnlimited advertises no in-flight limit; 0 does the same.
@@ -160,8 +160,8 @@ func bad(format string, args ...any) error {
 
 // withDefaults returns c with defaults applied and checked.
 func (c Config) withDefaults() (Config, error) {
-	if len(c.Brokers) == 0 {
-		return c, bad("no brokers")
+	if err := c.Kafka.Validate(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.Topics.Validate(); err != nil {
 		return c, fmt.Errorf("%w: topics: %w", ErrConfig, err)
@@ -287,4 +287,10 @@ func sanitizeID(s string) string {
 		b = b[:100]
 	}
 	return string(b)
+}
+
+// conn is the Kafka connection of one of the bridge's clients: the
+// configured one, named ID+role unless the operator fixed a client id.
+func (b *Bridge) conn(role string) kafkaconn.Config {
+	return b.cfg.Kafka.WithClientID(b.cfg.ID + role)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 	"github.com/pullsched/pullsched/workersim"
@@ -42,7 +43,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	p, err := producer.New(producer.Config{Brokers: b.Addrs()})
+	p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func newEnv(t testing.TB) *env {
 // config is a bridge config for this env with fast timings.
 func (e *env) config() Config {
 	return Config{
-		Brokers:           e.brokers,
+		Kafka:             kafkaconn.Config{Brokers: e.brokers},
 		Topics:            e.tcfg,
 		Listen:            "127.0.0.1:0",
 		Logger:            zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel),

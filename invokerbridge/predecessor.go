@@ -33,11 +33,9 @@ func (r *runner) learnPredecessor(ctx context.Context) {
 	var bytes int64
 	records := 0
 	err := consumer.ReadRange(ctx, consumer.ReaderConfig{
-		Brokers:  cfg.Brokers,
-		Topic:    r.b.names.WorkerEvents(),
-		ClientID: cfg.ID + "-predecessor",
-		Logger:   r.log,
-		Opts:     cfg.ConsumerOpts,
+		Kafka:  r.b.conn("-predecessor"),
+		Topic:  r.b.names.WorkerEvents(),
+		Logger: r.log,
 	}, nil, time.Now().Add(-cfg.PredecessorWindow), func(rec *kgo.Record) error {
 		records++
 		if bytes += int64(len(rec.Value)); bytes > cfg.PredecessorMaxBytes {

@@ -160,10 +160,9 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 
 	n := r.b.names
 	cons, err := consumer.New(consumer.Config{
-		Brokers:        r.b.cfg.Brokers,
+		Kafka:          r.b.conn(""),
 		Group:          n.Prefix + topics.InvokerBase + r.w.id,
 		Topics:         []string{n.Invoker(r.w.id)},
-		ClientID:       r.b.cfg.ID,
 		Decode:         func(_ string, b []byte) (topics.Event, error) { return topics.DecodeAssignment(b) },
 		DLQ:            n.DLQ(),
 		Producer:       r.b.prod,
@@ -171,7 +170,6 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 		MaxPollRecords: min(r.b.cfg.concurrency(), 256),
 		SessionTimeout: r.b.cfg.SessionTimeout,
 		Logger:         r.log,
-		Opts:           r.b.cfg.ConsumerOpts,
 	}, r)
 	if err != nil {
 		r.heartbeat(context.Background(), r.final, false) // take back the registration

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -39,7 +40,7 @@ func newContract(t *testing.T, partitions int32) contract {
 	if _, err := topics.Ensure(ctx, adm, cfg.InvokerSpec("w1"), cfg.ResultsSpec("c1")); err != nil {
 		t.Fatalf("ensure topics: %v", err)
 	}
-	p, err := producer.New(producer.Config{Brokers: env.Seeds})
+	p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: env.Seeds}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func readAll(t *testing.T, c contract, topic string) []*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out []*kgo.Record
-	err := consumer.ReadRange(ctx, consumer.ReaderConfig{Brokers: c.env.Seeds, Topic: topic}, nil, time.Time{}, func(r *kgo.Record) error {
+	err := consumer.ReadRange(ctx, consumer.ReaderConfig{Kafka: kafkaconn.Config{Brokers: c.env.Seeds}, Topic: topic}, nil, time.Time{}, func(r *kgo.Record) error {
 		out = append(out, r)
 		return nil
 	})
@@ -157,7 +158,7 @@ func (h *handler) wait(t *testing.T, n int) []*consumer.Delivery {
 func startConsumer(t *testing.T, c contract, group string, h consumer.Handler) (stop func()) {
 	t.Helper()
 	cons, err := consumer.New(consumer.Config{
-		Brokers: c.env.Seeds, Group: group, Topics: []string{c.n.Arrivals()},
+		Kafka: kafkaconn.Config{Brokers: c.env.Seeds}, Group: group, Topics: []string{c.n.Arrivals()},
 		Decode: func(_ string, b []byte) (topics.Event, error) { return topics.DecodeArrival(b) },
 		DLQ:    c.n.DLQ(), Producer: c.prod, CommitInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
 	}, h)

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -180,7 +181,7 @@ func newBenchRig(ctx context.Context, cfg BenchConfig) (*benchRig, error) {
 	r.cfg.Brokers = brokers
 	tc := topics.Config{Prefix: cfg.Prefix, Partitions: cfg.Partitions}
 	r.names = tc.Names()
-	prod, err := producer.New(producer.Config{Brokers: brokers, ClientID: "bench", Linger: cfg.DriverLinger, MaxBuffered: 2 * cfg.Window, Logger: cfg.Logger})
+	prod, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: brokers, ClientID: "bench"}, Linger: cfg.DriverLinger, MaxBuffered: 2 * cfg.Window, Logger: cfg.Logger})
 	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("bench: %w", err)
@@ -219,7 +220,7 @@ func newBenchRig(ctx context.Context, cfg BenchConfig) (*benchRig, error) {
 	go func() { defer r.wg.Done(); defer cl.Close(); r.bridges(runCtx, cl) }()
 	go func() { defer r.wg.Done(); r.heartbeats(runCtx, workers) }()
 
-	s, err := New(Config{Brokers: brokers, Topics: tc, ID: "bench-scheduler", Policy: cfg.Policy, Linger: cfg.Linger,
+	s, err := New(Config{Kafka: kafkaconn.Config{Brokers: brokers}, Topics: tc, ID: "bench-scheduler", Policy: cfg.Policy, Linger: cfg.Linger,
 		Logger: cfg.Logger, LagInterval: -1, PendingCap: 100000})
 	if err != nil {
 		r.close()

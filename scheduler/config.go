@@ -23,18 +23,20 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/policy"
-	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
 
 // Config configures a Scheduler.
 type Config struct {
-	// Brokers are the seed brokers. Required.
-	Brokers []string
+	// Kafka is how the scheduler reaches the brokers: seed brokers
+	// (required), TLS, SASL and extra franz-go options, shared by all its
+	// clients. Its ClientID defaults to ID (and ID-workers, ID-rebuild...
+	// for the readers).
+	Kafka kafkaconn.Config
 	// Topics names and shapes the topics. The scheduler creates the fixed
 	// topics if they are missing, and invoker.<worker> when a worker first
 	// appears. Default: topics.Config defaults (prefix "pullsched.").
@@ -117,9 +119,6 @@ type Config struct {
 	StuckAfter time.Duration
 	// Clock returns the current time. Default time.Now. Tests may move it.
 	Clock func() time.Time
-	// ConsumerOpts and ProducerOpts are extra franz-go options (TLS, SASL,
-	// tests), appended last.
-	ConsumerOpts, ProducerOpts []kgo.Opt
 }
 
 // DefaultSessionTimeout is Config.SessionTimeout's default.
@@ -185,8 +184,8 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
-	if len(c.Brokers) == 0 {
-		return fmt.Errorf("%w: %w", ErrConfig, producer.ErrNoBrokers)
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	c = c.WithDefaults()
 	if err := c.Topics.Validate(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -49,7 +50,7 @@ func newEnv(t *testing.T, partitions int32) *env {
 	}
 	t.Cleanup(b.Close)
 	tc := topics.Config{Prefix: fmt.Sprintf("t%d.", prefixSeq.Add(1)), Partitions: partitions, Replication: 1}
-	p, err := producer.New(producer.Config{Brokers: b.Addrs()})
+	p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: b.Addrs()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func newEnv(t *testing.T, partitions int32) *env {
 
 func (e *env) config(id string) Config {
 	return Config{
-		Brokers:        e.addrs,
+		Kafka:          kafkaconn.Config{Brokers: e.addrs},
 		Topics:         e.tc,
 		ID:             id,
 		Clock:          e.clock.Now,

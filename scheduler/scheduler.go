@@ -14,6 +14,7 @@ import (
 
 	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/httpserve"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
@@ -101,7 +102,14 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	s.st = st
+	cfg.Kafka.LogSecurity(s.log)
 	return s, nil
+}
+
+// conn is the Kafka connection of one of the replica's clients: the
+// configured one, named ID+role unless the operator fixed a client id.
+func (s *Scheduler) conn(role string) kafkaconn.Config {
+	return s.cfg.Kafka.WithClientID(s.cfg.ID + role)
 }
 
 // Ready is closed once the scheduler serves: it has read the workers topic
@@ -149,12 +157,10 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	}
 
 	prod, err := producer.New(producer.Config{
-		Brokers:     s.cfg.Brokers,
-		ClientID:    s.cfg.ID,
+		Kafka:       s.conn(""),
 		Linger:      s.cfg.Linger,
 		MaxBuffered: 20000,
 		Logger:      s.log,
-		Opts:        s.cfg.ProducerOpts,
 	})
 	if err != nil {
 		close(s.stopped)
@@ -172,7 +178,7 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("scheduler: provision topics: %w", err)
+		return fmt.Errorf("scheduler: provision topics: %w", kafkaconn.Explain(s.cfg.Kafka, err))
 	}
 
 	// The loop, and the helpers that feed it.
@@ -224,21 +230,21 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	s.waitProvisioned(ctx, 10*time.Second)
 
 	timing := s.groupTiming(ctx)
+	// Range assigns the same partition numbers of the two topics to the
+	// same member, which co-partitioning needs; the default
+	// cooperative-sticky balancer does not promise that.
+	conn := s.conn("")
+	conn.Opts = append([]kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}, conn.Opts...)
 	cons, err := consumer.New(consumer.Config{
-		Brokers:           s.cfg.Brokers,
+		Kafka:             conn,
 		Group:             s.group,
 		Topics:            []string{s.names.Arrivals(), s.names.WorkerEvents()},
-		ClientID:          s.cfg.ID,
 		Decode:            s.decode,
 		DLQ:               s.names.DLQ(),
 		Producer:          prod,
 		SessionTimeout:    timing.Session,
 		HeartbeatInterval: timing.Heartbeat,
 		Logger:            s.log,
-		// Range assigns the same partition numbers of the two topics to
-		// the same member, which co-partitioning needs; the default
-		// cooperative-sticky balancer does not promise that.
-		Opts: append([]kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}, s.cfg.ConsumerOpts...),
 	}, handler{s})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -425,11 +431,9 @@ func (s *Scheduler) followWorkers(ctx context.Context, caught chan struct{}) err
 	start := s.cfg.Clock() // every record written before it is read by caughtUp
 	junk := newJunkWorkers()
 	err := consumer.Follow(ctx, consumer.ReaderConfig{
-		Brokers:  s.cfg.Brokers,
-		Topic:    s.names.Workers(),
-		ClientID: s.cfg.ID + "-workers",
-		Logger:   s.log,
-		Opts:     s.cfg.ConsumerOpts,
+		Kafka:  s.conn("-workers"),
+		Topic:  s.names.Workers(),
+		Logger: s.log,
 	}, func(r *kgo.Record) {
 		w, err := topics.DecodeWorker(r.Value)
 		if err != nil {
@@ -534,11 +538,9 @@ func (s *Scheduler) rebuild(ctx context.Context, parts []int32) rebuildResult {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := consumer.ReadRange(rctx, consumer.ReaderConfig{
-		Brokers:  s.cfg.Brokers,
-		Topic:    s.names.WorkerEvents(),
-		ClientID: s.cfg.ID + "-rebuild",
-		Logger:   s.log,
-		Opts:     s.cfg.ConsumerOpts,
+		Kafka:  s.conn("-rebuild"),
+		Topic:  s.names.WorkerEvents(),
+		Logger: s.log,
 	}, parts, from, func(r *kgo.Record) error {
 		if r.Offset+1 > res.ends[r.Partition] {
 			res.ends[r.Partition] = r.Offset + 1

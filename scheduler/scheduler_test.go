@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -39,17 +40,17 @@ func idleCount(t *testing.T, s *Scheduler, worker, fn string) int {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{Brokers: []string{"127.0.0.1:1"}}
+	good := Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]Config{
 		"no brokers":  {},
-		"bad policy":  {Brokers: good.Brokers, Policy: "nope"},
-		"bad pending": {Brokers: good.Brokers, Pending: "lifo"},
-		"neg cap":     {Brokers: good.Brokers, PendingCap: -1},
-		"bad id":      {Brokers: good.Brokers, ID: "a b"},
-		"tiny tick":   {Brokers: good.Brokers, Tick: time.Microsecond},
+		"bad policy":  {Kafka: kafkaconn.Config{Brokers: good.Kafka.Brokers}, Policy: "nope"},
+		"bad pending": {Kafka: kafkaconn.Config{Brokers: good.Kafka.Brokers}, Pending: "lifo"},
+		"neg cap":     {Kafka: kafkaconn.Config{Brokers: good.Kafka.Brokers}, PendingCap: -1},
+		"bad id":      {Kafka: kafkaconn.Config{Brokers: good.Kafka.Brokers}, ID: "a b"},
+		"tiny tick":   {Kafka: kafkaconn.Config{Brokers: good.Kafka.Brokers}, Tick: time.Microsecond},
 	} {
 		if name == "bad pending" {
 			if _, err := New(c); err == nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pullsched/pullsched/consumer"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -59,7 +60,7 @@ type feedRig struct {
 func newFeedRig(t *testing.T) *feedRig {
 	t.Helper()
 	clock := &testClock{}
-	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, ID: "s1", Clock: clock.Now, Logger: testLogger()})
+	s, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, ID: "s1", Clock: clock.Now, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestWorkersTopicHoldBounded(t *testing.T) {
 // puts no worker in rotation, and one stamped in the future counts as now.
 func TestWorkerReplayUsesRecordTime(t *testing.T) {
 	clock := &testClock{}
-	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, ID: "s1", Clock: clock.Now, Logger: testLogger()})
+	s, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, ID: "s1", Clock: clock.Now, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

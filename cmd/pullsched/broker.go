@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/pullsched/pullsched/broker"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -16,6 +17,9 @@ func setupBroker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	dataDir := fs.String("data-dir", "", "persist topics, records and offsets here (default: memory only)")
 	create := fs.Bool("create-topics", true, "create pullsched's topics once the broker is up")
 	return func(ctx context.Context) error {
+		if k := c.kafkaConn(); k.TLS.Enabled || k.SASL.Mechanism != "" {
+			return fmt.Errorf("broker: the embedded broker serves plaintext without SASL; drop the --kafka-tls* and --kafka-sasl-* settings")
+		}
 		host, port, err := net.SplitHostPort(c.brokers.Values[0])
 		if err != nil {
 			return fmt.Errorf("--brokers %q: want host:port: %w", c.brokers.Values[0], err)
@@ -30,7 +34,7 @@ func setupBroker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 		}
 		defer b.Close()
 		if *create {
-			created, err := ensureTopics(ctx, b.Addrs(), c.topicsConfig())
+			created, err := ensureTopics(ctx, kafkaconn.Config{Brokers: b.Addrs()}, c.topicsConfig())
 			if err != nil {
 				return err
 			}

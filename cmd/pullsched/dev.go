@@ -39,7 +39,9 @@ func setupDev(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 			ControllerListen: c.listen, AdminToken: *token, Logger: c.log,
 		}
 		if flagWasSet(fs, "brokers") {
-			cfg.Brokers = c.brokers.Values
+			cfg.Brokers, cfg.Kafka = c.brokers.Values, c.kafkaConn()
+		} else if k := c.kafkaConn(); k.TLS.Enabled || k.SASL.Mechanism != "" {
+			return fmt.Errorf("dev: the --kafka-tls* and --kafka-sasl-* settings need --brokers (the embedded broker serves plaintext)")
 		}
 		startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		cl, err := cluster.Start(startCtx, cfg)

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pullsched/pullsched/config"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/logging"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -52,6 +53,7 @@ type common struct {
 	args           []string // positional arguments after the flags
 
 	brokers     *config.List
+	kafka       kafkaconn.Config // TLS, SASL and client id; Brokers come from brokers
 	topicPrefix string
 	listen      string
 	logLevel    string
@@ -65,12 +67,21 @@ type common struct {
 func addCommon(fs *flag.FlagSet, c *common, defaultListen string) {
 	c.brokers = config.NewList("127.0.0.1:9092")
 	fs.Var(c.brokers, "brokers", "comma-separated Kafka seed brokers")
+	c.kafka.AddFlags(fs)
 	fs.StringVar(&c.topicPrefix, "topic-prefix", topics.DefaultPrefix, "prefix of every topic name")
 	fs.StringVar(&c.listen, "listen", defaultListen, "host:port of this part's HTTP server (metrics, health, its API)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.configFile, config.ConfigFlag, "", "YAML or JSON config file (keys are flag names; Hiku's JSON is accepted)")
 	fs.IntVar(&c.partitions, "partitions", 8, "partitions of arrivals and worker-events when creating them")
 	fs.IntVar(&c.replication, "replication", -1, "replication factor of created topics (-1: the broker's default)")
+}
+
+// kafkaConn is how the common flags say to reach Kafka: --brokers with
+// the --kafka-* TLS, SASL and client-id settings.
+func (c *common) kafkaConn() kafkaconn.Config {
+	k := c.kafka
+	k.Brokers = c.brokers.Values
+	return k
 }
 
 // topicsConfig is the topics.Config the common flags describe.

@@ -51,7 +51,7 @@ func setupScheduler(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	session := fs.Duration("session-timeout", scheduler.DefaultSessionTimeout, "consumer-group session: a crashed replica's partitions move to the others after about 1.25× this (raised to the broker's group.min.session.timeout.ms)")
 	return func(ctx context.Context) error {
 		s, err := scheduler.New(scheduler.Config{
-			Brokers: c.brokers.Values, Topics: c.topicsConfig(), Listen: c.listen, Logger: c.log,
+			Kafka: c.kafkaConn(), Topics: c.topicsConfig(), Listen: c.listen, Logger: c.log,
 			ID: *id, Policy: p.name, PolicyConfig: p.config(), Pending: p.pending, PendingCap: p.pendCap,
 			DefaultCapacity: p.capacity, HeartbeatTimeout: *hb, DefaultTimeout: *timeout, StuckAfter: *stuck,
 			SessionTimeout: *session,
@@ -59,7 +59,7 @@ func setupScheduler(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 		if err != nil {
 			return err
 		}
-		c.log.Info().Str("policy", p.name).Strs("brokers", c.brokers.Values).Str("listen", s.Addr()).Msg("scheduler starting")
+		c.log.Info().Str("policy", p.name).Object("kafka", c.kafkaConn()).Str("listen", s.Addr()).Msg("scheduler starting")
 		return s.Run(ctx)
 	}
 }
@@ -78,12 +78,12 @@ func setupInvoker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for calls in flight")
 	fs.DurationVar(&cfg.StuckAfter, "stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a worker's partition holds records no call runs and finishes none this long (negative: never)")
 	return func(ctx context.Context) error {
-		cfg.Brokers, cfg.Topics, cfg.Listen, cfg.Logger = c.brokers.Values, c.topicsConfig(), c.listen, c.log
+		cfg.Kafka, cfg.Topics, cfg.Listen, cfg.Logger = c.kafkaConn(), c.topicsConfig(), c.listen, c.log
 		b, err := invokerbridge.New(cfg)
 		if err != nil {
 			return err
 		}
-		c.log.Info().Bool("pool", cfg.Pool).Str("worker_url", cfg.WorkerURL).Str("listen", b.Addr()).Msg("invoker bridge starting")
+		c.log.Info().Bool("pool", cfg.Pool).Str("worker_url", cfg.WorkerURL).Object("kafka", cfg.Kafka).Str("listen", b.Addr()).Msg("invoker bridge starting")
 		return b.Run(ctx)
 	}
 }
@@ -95,7 +95,7 @@ func setupController(fs *flag.FlagSet, c *common) func(ctx context.Context) erro
 	workers := config.NewList()
 	fs.Var(workers, "workers", "worker URLs to add through the admin API at start (Hiku's config key)")
 	return func(ctx context.Context) error {
-		cfg.Brokers, cfg.Topics, cfg.Listen, cfg.Logger = c.brokers.Values, c.topicsConfig(), c.listen, c.log
+		cfg.Kafka, cfg.Topics, cfg.Listen, cfg.Logger = c.kafkaConn(), c.topicsConfig(), c.listen, c.log
 		ctl, err := controllerbridge.New(cfg)
 		if err != nil {
 			return err

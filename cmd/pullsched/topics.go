@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pullsched/pullsched/logging"
+	"github.com/pullsched/pullsched/kafkaconn"
+	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -30,7 +30,7 @@ func setupTopics(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 			return err
 		}
 		if c.args[0] == "create" {
-			created, err := ensureTopics(ctx, c.brokers.Values, cfg)
+			created, err := ensureTopics(ctx, c.kafkaConn(), cfg)
 			if err != nil {
 				return err
 			}
@@ -42,14 +42,14 @@ func setupTopics(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 			}
 			return nil
 		}
-		adm, closeFn, err := admin(c.brokers.Values, c)
+		adm, closeFn, err := admin(c.kafkaConn(), c)
 		if err != nil {
 			return err
 		}
 		defer closeFn()
 		infos, err := topics.Describe(ctx, adm, cfg.Names().Prefix)
 		if err != nil {
-			return err
+			return kafkaconn.Explain(c.kafkaConn(), err)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICATION\tCONFIG")
@@ -65,24 +65,26 @@ func setupTopics(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	}
 }
 
-func admin(brokers []string, c *common) (*kadm.Client, func(), error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(logging.Kgo(c.log)))
+// admin is an admin client on a producer's connection (which, being
+// lazy, never writes).
+func admin(conn kafkaconn.Config, c *common) (*kadm.Client, func(), error) {
+	p, err := producer.New(producer.Config{Kafka: conn.WithClientID("pullsched-topics"), Logger: c.log})
 	if err != nil {
 		return nil, nil, err
 	}
-	return kadm.NewClient(cl), cl.Close, nil
+	return kadm.NewClient(p.Client()), func() { p.Close(0) }, nil
 }
 
 // ensureTopics creates the fixed topics that are missing.
-func ensureTopics(ctx context.Context, brokers []string, cfg topics.Config) ([]string, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func ensureTopics(ctx context.Context, conn kafkaconn.Config, cfg topics.Config) ([]string, error) {
+	p, err := producer.New(producer.Config{Kafka: conn.WithClientID("pullsched-topics")})
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	created, err := topics.EnsureAll(ctx, kadm.NewClient(cl), cfg)
+	defer p.Close(0)
+	created, err := topics.EnsureAll(ctx, kadm.NewClient(p.Client()), cfg)
 	if err != nil {
-		return created, fmt.Errorf("topics on %s: %w", strings.Join(brokers, ","), err)
+		return created, fmt.Errorf("topics: %w", kafkaconn.Explain(conn, err))
 	}
 	return created, nil
 }

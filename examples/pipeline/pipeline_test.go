@@ -16,6 +16,7 @@ import (
 	"github.com/pullsched/pullsched/cluster"
 	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/it"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 	"github.com/pullsched/pullsched/workersim"
 )
@@ -116,7 +117,7 @@ func TestPipelineRunsFunctions(t *testing.T) {
 	seen := 0
 	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer rcancel()
-	err = consumer.ReadRange(rctx, consumer.ReaderConfig{Brokers: env.Seeds, Topic: topics.NewNames(env.Prefix).Arrivals()}, nil, time.Time{}, func(r *kgo.Record) error {
+	err = consumer.ReadRange(rctx, consumer.ReaderConfig{Kafka: kafkaconn.Config{Brokers: env.Seeds}, Topic: topics.NewNames(env.Prefix).Arrivals()}, nil, time.Time{}, func(r *kgo.Record) error {
 		a, err := topics.DecodeArrival(r.Value)
 		if err != nil {
 			return fmt.Errorf("arrival at %d/%d: %w", r.Partition, r.Offset, err)
