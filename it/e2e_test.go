@@ -18,6 +18,7 @@ import (
 	"github.com/pullsched/pullsched/cluster"
 	"github.com/pullsched/pullsched/controllerbridge"
 	"github.com/pullsched/pullsched/invokerbridge"
+	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 	"github.com/pullsched/pullsched/workersim"
 )
@@ -204,7 +205,7 @@ func TestAddAndRemoveWorkerAtRuntime(t *testing.T) {
 	simDone := make(chan error, 1)
 	go func() { simDone <- sim.Serve(ctx, ln) }()
 	pool, err := invokerbridge.New(invokerbridge.Config{
-		Brokers: env.Seeds, Topics: topics.Config{Prefix: env.Prefix, Partitions: 4, Replication: 1},
+		Kafka: kafkaconn.Config{Brokers: env.Seeds}, Topics: topics.Config{Prefix: env.Prefix, Partitions: 4, Replication: 1},
 		Listen: "127.0.0.1:0", ID: "pool", Pool: true, Logger: zerolog.Nop(),
 	})
 	if err != nil {
