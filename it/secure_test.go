@@ -3,15 +3,22 @@ package it
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/cluster"
 	"github.com/pullsched/pullsched/kafkaconn"
+	"github.com/pullsched/pullsched/topics"
+	"github.com/pullsched/pullsched/workersim"
 )
 
 // Environment variables of the SASL_SSL tests: a listener with TLS and
@@ -206,4 +213,68 @@ func TestSecureWrongCredentials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSecureChain: the whole chain (ingress, scheduler, bridges, simulated
+// workers) runs over SASL_SSL with SCRAM-SHA-512 and answers every request;
+// with a wrong password it does not start, and says why within seconds.
+func TestSecureChain(t *testing.T) {
+	s := secureSetup(t)
+	mech := kafkaconn.MechanismScramSHA512
+	if !containsFold(s.mechanisms, mech) {
+		mech = s.mechanisms[0]
+	}
+	start := func(password string) (*cluster.Cluster, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		return cluster.Start(ctx, cluster.Config{
+			Brokers:          s.seeds,
+			Kafka:            s.conn(mech, password),
+			Topics:           topics.Config{Prefix: TopicPrefix(t), Partitions: 2, Replication: -1},
+			Workers:          2,
+			Sim:              workersim.Config{TimeScale: 0.1},
+			ControllerListen: "127.0.0.1:0",
+			Logger:           zerolog.Nop(),
+		})
+	}
+
+	t0 := time.Now()
+	_, err := start("not-the-password-0123")
+	if err == nil {
+		t.Fatal("the chain started with a wrong password")
+	}
+	t.Logf("wrong password refused in %s: %v", time.Since(t0).Round(time.Millisecond), err)
+	if time.Since(t0) > 30*time.Second || !strings.Contains(err.Error(), mech) {
+		t.Errorf("want a refusal naming %s within 30s, got after %s: %v", mech, time.Since(t0).Round(time.Millisecond), err)
+	}
+
+	cl, err := start(s.password)
+	if err != nil {
+		t.Fatalf("chain over SASL_SSL %s: %v", mech, err)
+	}
+	t.Cleanup(func() {
+		if err := cl.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	client := &http.Client{Timeout: 60 * time.Second}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(t, client, cl.ControllerURL(), fmt.Sprintf("matmul-%d", i%4))
+		}()
+	}
+	wg.Wait()
+	t.Logf("40 requests answered through the chain over SASL_SSL %s", mech)
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
 }
