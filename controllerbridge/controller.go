@@ -217,6 +217,7 @@ func (c *Controller) drain() {
 func (c *Controller) routes() {
 	mux := c.srv.Mux()
 	run := httpserve.Handle(c.log, c.handleRun)
+	run = traceIngress(run)
 	mux.Handle("POST /run/{fn}", c.m.instrument(run))
 	mux.Handle("GET /run/{fn}", c.m.instrument(run))
 	mux.Handle("GET /activations/{id}", httpserve.Handle(c.log, c.handleActivation))

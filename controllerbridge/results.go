@@ -67,7 +67,9 @@ func (rr *resultsReader) handle(r *kgo.Record) {
 		return
 	}
 	c.resultsSeen.Add(1)
+	span := traceResult(r, res)
 	out := c.book.deliver(res, time.Now())
+	traceDelivered(span, out)
 	c.m.results.WithLabelValues(string(out)).Inc()
 	switch out {
 	case outDuplicate:

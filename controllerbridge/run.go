@@ -16,6 +16,7 @@ import (
 	"github.com/pullsched/pullsched/httpserve"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
+	"github.com/pullsched/pullsched/tracing"
 )
 
 // Headers of a /run answer.
@@ -408,6 +409,7 @@ func (c *Controller) publish(ctx context.Context, limit time.Duration, topic str
 	if err != nil {
 		return err, false
 	}
+	tracing.Inject(ctx, rec) // before the size check: the headers count
 	if !prod.Fits(rec) {
 		return fmt.Errorf("%w: %s of %d bytes, over the limit of %d", errTooLarge, ev.Kind(), producer.BatchBytes(rec), prod.MaxRecordBytes()), false
 	}

@@ -51,6 +51,7 @@ import (
 	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
+	"github.com/pullsched/pullsched/tracing"
 )
 
 // ErrAlreadyRun is returned by Run when called a second time.
@@ -106,7 +107,9 @@ func New(cfg Config) (*Bridge, error) {
 			ExpectContinueTimeout: time.Second,
 		}
 	}
-	b.client = &http.Client{Transport: tr}
+	// With tracing on, calls made under an invoke span carry its context
+	// to the worker in a client span of their own.
+	b.client = &http.Client{Transport: tracing.Transport(tr, tracing.SpanWorkerCall)}
 	var reg prometheus.Registerer = prometheus.NewRegistry()
 	if cfg.Listen != "" {
 		b.srv, err = httpserve.New(httpserve.Config{Addr: cfg.Listen, Logger: b.log})

@@ -111,8 +111,10 @@ func (b *Bridge) call(parent context.Context, w worker, a *topics.Assignment, lo
 // the result of a call, and reports whether the completion was
 // acknowledged (only then may the assignment be finished). A result that
 // cannot be published is replaced by a body-less 502 once, then given up
-// (logged and counted): the scheduler's timeout answers the caller.
-func (b *Bridge) publishOutcome(w worker, a *topics.Assignment, o outcome, log zerolog.Logger) bool {
+// (logged and counted): the scheduler's timeout answers the caller. The
+// records carry the trace context of tctx's span; tctx, never cancelled
+// (see publishCtx), does not bound the publishing: PublishTimeout does.
+func (b *Bridge) publishOutcome(tctx context.Context, w worker, a *topics.Assignment, o outcome, log zerolog.Logger) bool {
 	now := time.Now()
 	ms := float64(o.duration.Microseconds()) / 1000
 	comp := &topics.Completion{
@@ -145,7 +147,7 @@ func (b *Bridge) publishOutcome(w worker, a *topics.Assignment, o outcome, log z
 	ev.Str("id", a.ID).Str("fn", a.Function).Int("status", o.result).Str("start", string(o.start)).
 		Float64("duration_ms", ms).Str("error", o.errMsg).Msg("call finished")
 
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(tctx, b.cfg.PublishTimeout)
 	defer cancel()
 	resDone := make(chan struct{})
 	if res != nil {

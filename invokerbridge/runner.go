@@ -363,8 +363,11 @@ func (r *runner) Revoked(context.Context, map[string][]int32) {}
 // the next heartbeat (in_flight_by) instead. Only a call cancelled by the
 // drain timeout is left for re-delivery, as the partition is being let go.
 func (r *runner) serve(a *topics.Assignment, d *consumer.Delivery) {
-	o := r.b.call(r.callCtx, r.w, a, r.log)
-	if !r.b.publishOutcome(r.w, a, o, r.log) {
+	ctx, span := r.traceStart(a, d)
+	o := r.b.call(ctx, r.w, a, r.log)
+	published := r.b.publishOutcome(publishCtx(span), r.w, a, o, r.log)
+	traceEnd(span, o, published)
+	if !published {
 		r.b.met.lost.WithLabelValues(r.w.id).Inc()
 		if r.callCtx.Err() != nil {
 			r.b.dedupe.abort(a.ID)

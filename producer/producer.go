@@ -15,6 +15,7 @@ import (
 	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/logging"
 	"github.com/pullsched/pullsched/topics"
+	"github.com/pullsched/pullsched/tracing"
 )
 
 // Config configures a Producer.
@@ -200,12 +201,14 @@ func Record(topic string, ev topics.Event) (*kgo.Record, error) {
 // Publish encodes ev, sends it to topic and waits until the broker has
 // acknowledged it, delivery failed, or ctx ended. When ctx ends first the
 // record may still be delivered later (it is already in flight); the error
-// then wraps ctx's.
+// then wraps ctx's. With tracing on, the record carries the trace context
+// of ctx's span in its headers.
 func (p *Producer) Publish(ctx context.Context, topic string, ev topics.Event) error {
 	r, err := Record(topic, ev)
 	if err != nil {
 		return err
 	}
+	tracing.Inject(ctx, r)
 	done := make(chan error, 1)
 	p.ProduceAsync(ctx, r, func(err error) { done <- err })
 	select {
@@ -222,13 +225,15 @@ func (p *Producer) Publish(ctx context.Context, topic string, ev topics.Event) e
 // PublishAsync encodes ev and sends it to topic; done is called once with
 // the delivery error (nil on acknowledgement), from the client's goroutine,
 // so it must not block. An encoding error is reported through done too.
-// PublishAsync blocks while the buffer is full, until ctx ends.
+// PublishAsync blocks while the buffer is full, until ctx ends. With
+// tracing on, the record carries the trace context of ctx's span.
 func (p *Producer) PublishAsync(ctx context.Context, topic string, ev topics.Event, done func(error)) {
 	r, err := Record(topic, ev)
 	if err != nil {
 		done(err)
 		return
 	}
+	tracing.Inject(ctx, r)
 	p.ProduceAsync(ctx, r, done)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/policy"
@@ -41,6 +42,8 @@ type job struct {
 	assignT time.Time // when the assignment was decided
 	until   time.Time // phaseHeld: when to stop waiting for a warm instance
 	noWait  bool      // ask the policy without MayWait (a wait is over, or a retry)
+
+	span trace.Span // tracing: the schedule span (trace.go); nil while tracing is off
 }
 
 // state is everything the loop goroutine owns.
@@ -148,6 +151,7 @@ func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time)
 		return
 	}
 	j := &job{a: a, d: d, part: d.Record.Partition, hidx: -1, dl: a.Deadline}
+	st.traceStart(j)
 	if j.dl.IsZero() {
 		base := a.Arrived
 		if base.IsZero() || base.After(now) {
@@ -197,6 +201,7 @@ func (st *state) hold(j *job, until time.Time) {
 	st.heldN[j.a.Function]++
 	st.m.held.Inc()
 	st.m.decisions.WithLabelValues(st.pname, OutcomeDeferred).Inc()
+	j.traceEvent(OutcomeDeferred)
 }
 
 // unhold forgets j's place among the held jobs' counts; the caller drops
@@ -265,6 +270,7 @@ func (st *state) enqueue(j *job, now time.Time) {
 	}
 	j.phase = phasePending
 	st.m.decisions.WithLabelValues(st.pname, OutcomePending).Inc()
+	j.traceEvent(OutcomePending)
 }
 
 // assign publishes the assignment of j to the worker the policy chose.
@@ -288,7 +294,7 @@ func (st *state) assign(j *job, dec policy.Decision, now time.Time) {
 		Class: a.Class, Warm: dec.Warm, Arrived: a.Arrived, Assigned: now, Deadline: a.Deadline, Scheduler: st.cfg.ID,
 	}
 	gen := j.gen
-	st.s.prod.PublishAsync(st.s.loopCtx, st.s.names.Invoker(dec.Worker), asg, func(err error) {
+	st.s.prod.PublishAsync(st.traceAssigned(j, outcome), st.s.names.Invoker(dec.Worker), asg, func(err error) {
 		st.s.inbox.put(func() { st.assignAcked(j, gen, err) })
 	})
 }
@@ -297,6 +303,7 @@ func (st *state) assign(j *job, dec policy.Decision, now time.Time) {
 func (st *state) assignAcked(j *job, gen uint64, err error) {
 	if err == nil {
 		j.d.Done()
+		j.traceAcked()
 		if !j.a.Arrived.IsZero() {
 			st.m.assignSec.Observe(max(st.now().Sub(j.a.Arrived), 0).Seconds())
 		}
@@ -334,6 +341,7 @@ func (st *state) assignAcked(j *job, gen uint64, err error) {
 func (st *state) reject(j *job, status int, reason, msg string) {
 	st.seen.add(j.a.ID)
 	st.m.results.WithLabelValues(reason).Inc()
+	j.traceRejected(status, reason)
 	if reason != topics.ReasonTimeout || j.phase != phaseAssigned && j.phase != phaseProducing {
 		st.m.decisions.WithLabelValues(st.pname, OutcomeRejected).Inc()
 	}
@@ -345,7 +353,7 @@ func (st *state) reject(j *job, status int, reason, msg string) {
 		Worker: j.worker, Source: "scheduler", At: st.now()}
 	d := j.d
 	id := j.a.ID
-	st.s.prod.PublishAsync(st.s.loopCtx, st.s.names.Results(j.a.Reply), res, func(err error) {
+	st.s.prod.PublishAsync(j.traceCtx(st.s.loopCtx), st.s.names.Results(j.a.Reply), res, func(err error) {
 		if err != nil {
 			st.s.inbox.put(func() {
 				st.m.produceErrors.WithLabelValues("result").Inc()

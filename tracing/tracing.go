@@ -126,7 +126,8 @@ func Extract(ctx context.Context, r *kgo.Record) context.Context {
 }
 
 // Received records r's wait in Kafka as the span wait — from the record's
-// timestamp (its producer's clock) until now — as a child of the trace
+// timestamp (its producer's clock, in Kafka's milliseconds) until now — as
+// a child of the trace
 // context in its headers (a new trace when there is none), then starts the
 // span name for the work the record starts, a child of the same context.
 // The caller ends the returned span (End accepts nil). While tracing is
@@ -142,17 +143,11 @@ func Received(ctx context.Context, r *kgo.Record, wait, name string, attrs ...at
 	if produced.IsZero() || produced.After(now) {
 		produced = now // clocks of producer and consumer disagree: no negative waits
 	}
-	msg := []attribute.KeyValue{
-		attribute.String("messaging.system", "kafka"),
-		attribute.String("messaging.destination.name", r.Topic),
-		attribute.Int("messaging.destination.partition.id", int(r.Partition)),
-		attribute.Int64("messaging.kafka.offset", r.Offset),
-	}
 	// When the record's context was not sampled, spans under it are not
 	// recorded either (the parent-based sampler decides), but the context
 	// still flows on.
 	_, ws := st.tracer.Start(ctx, wait, trace.WithTimestamp(produced), trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(msg...), trace.WithAttributes(attrs...))
+		trace.WithAttributes(messagingAttrs(r)...), trace.WithAttributes(attrs...))
 	ws.End(trace.WithTimestamp(now))
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		// No context came with the record: the wait span began a new trace;
@@ -160,6 +155,36 @@ func Received(ctx context.Context, r *kgo.Record, wait, name string, attrs ...at
 		ctx = trace.ContextWithSpan(ctx, ws)
 	}
 	return st.tracer.Start(ctx, name, trace.WithTimestamp(now), trace.WithAttributes(attrs...))
+}
+
+// Waiting starts span name at r's timestamp (its producer's clock) as a
+// child of the trace context in r's headers, and leaves it to the caller
+// to end (End accepts nil): a wait that lasts beyond the record's reading,
+// as a result's until it is handed to its request. While tracing is off it
+// returns nil and allocates nothing.
+func Waiting(ctx context.Context, r *kgo.Record, name string, attrs ...attribute.KeyValue) trace.Span {
+	st := cur.Load()
+	if st == nil {
+		return nil
+	}
+	ctx = st.prop.Extract(ctx, kotel.NewRecordCarrier(r))
+	produced := r.Timestamp
+	if now := time.Now(); produced.IsZero() || produced.After(now) {
+		produced = now
+	}
+	_, s := st.tracer.Start(ctx, name, trace.WithTimestamp(produced), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(messagingAttrs(r)...), trace.WithAttributes(attrs...))
+	return s
+}
+
+// messagingAttrs are OpenTelemetry's messaging attributes of r.
+func messagingAttrs(r *kgo.Record) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.destination.name", r.Topic),
+		attribute.Int("messaging.destination.partition.id", int(r.Partition)),
+		attribute.Int64("messaging.kafka.offset", r.Offset),
+	}
 }
 
 // Start starts span name as a child of ctx's span. While tracing is off it
@@ -201,7 +226,8 @@ func Handler(h http.Handler, name string) http.Handler {
 	if st == nil {
 		return h
 	}
-	return otelhttp.NewHandler(h, name, otelhttp.WithTracerProvider(st.tp), otelhttp.WithPropagators(st.prop))
+	return otelhttp.NewHandler(h, name, otelhttp.WithTracerProvider(st.tp), otelhttp.WithPropagators(st.prop),
+		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))
 }
 
 // Transport wraps base so that a request made under a span runs in a
