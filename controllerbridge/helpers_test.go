@@ -87,7 +87,7 @@ func start(t testing.TB, mod func(*Config)) *harness {
 	case <-time.After(15 * time.Second):
 		t.Fatal("controller not ready after 15s")
 	}
-	p, err := producer.New(producer.Config{Kafka: kafkaconn.Config{Brokers: cfg.Kafka.Brokers}})
+	p, err := producer.New(producer.Config{Kafka: cfg.Kafka})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +128,12 @@ type fake struct {
 func startFake(t testing.TB, h *harness, respond func(ctx context.Context, a *topics.Arrival) []*topics.Result) *fake {
 	t.Helper()
 	n := h.cfg.Topics.Names()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Kafka.Brokers...), kgo.ConsumeTopics(n.Arrivals()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	conn, err := h.cfg.Kafka.ClientOpts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(conn, kgo.ConsumeTopics(n.Arrivals()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}
