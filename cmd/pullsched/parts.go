@@ -100,6 +100,7 @@ func setupController(fs *flag.FlagSet, c *common) func(ctx context.Context) erro
 		if err != nil {
 			return err
 		}
+		c.log.Info().Str("id", cfg.ID).Object("kafka", cfg.Kafka).Str("listen", ctl.Addr()).Msg("controller starting")
 		errc := make(chan error, 1)
 		go func() { errc <- ctl.Run(ctx) }()
 		if len(workers.Values) > 0 {
