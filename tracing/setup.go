@@ -89,6 +89,7 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 	res, err := resource.New(ctx,
 		resource.WithAttributes(attribute.String("service.name", service)),
 		resource.WithTelemetrySDK(),
+		resource.WithHost(),
 		resource.WithFromEnv(),
 	)
 	if err != nil && res == nil {

@@ -98,12 +98,12 @@ func parseCommand(name string, args []string, env map[string]string, strict bool
 	}
 	var unknown []string
 	for k := range env {
-		if !strings.HasPrefix(k, config.EnvPrefix) {
+		if !strings.HasPrefix(k, config.EnvPrefix) && !strings.HasPrefix(k, "OTEL_") {
 			unknown = append(unknown, k+" (not a PULLSCHED_* setting)")
 			continue
 		}
-		if k == config.EnvName(config.ConfigFlag) {
-			continue
+		if k == config.EnvName(config.ConfigFlag) || strings.HasPrefix(k, "OTEL_") {
+			continue // OTEL_*: OpenTelemetry's own settings, read by package tracing
 		}
 		known := false
 		fs.VisitAll(func(f *flag.Flag) { known = known || config.EnvName(f.Name) == k })

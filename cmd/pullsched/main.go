@@ -62,6 +62,8 @@ type common struct {
 	replication int
 
 	log zerolog.Logger
+
+	trace bool // --trace (trace.go)
 }
 
 func addCommon(fs *flag.FlagSet, c *common, defaultListen string) {
@@ -109,6 +111,7 @@ func newFlagSet(cmd command, c *common) (*flag.FlagSet, func(ctx context.Context
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	run := cmd.setup(fs, c)
+	addTraceFlag(fs, c)
 	return fs, run
 }
 
@@ -155,6 +158,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	// Parts name themselves in their log lines ("part" field).
 	c.log = log
+	stopTracing, err := startTracing(ctx, fs, c, cmd.name, getenv)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	return runFn(ctx)
 }
 
