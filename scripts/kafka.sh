@@ -56,6 +56,8 @@
 #   KAFKA_SASL_USER        the SCRAM (and PLAIN) user [pullsched]
 #   KAFKA_HEAP_OPTS        JVM heap per node [-Xms256m -Xmx512m; cluster
 #                          -Xms128m -Xmx256m]
+#   KAFKA_BROKER_SESSION_MS  how long a silent broker keeps its partitions
+#                          before the controller fences it [Kafka's, 9000]
 #   KAFKA_WAIT_SECS        how long `wait` waits for the node(s) [120]
 #   KAFKA_MVN_ARGS         extra Maven arguments, e.g. -Dmaven.repo.local=...
 set -euo pipefail
@@ -300,6 +302,16 @@ group.min.session.timeout.ms=1000
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+	if [[ -n ${KAFKA_BROKER_SESSION_MS:-} ]]; then
+		[[ $KAFKA_BROKER_SESSION_MS =~ ^[0-9]+$ ]] || die "KAFKA_BROKER_SESSION_MS must be milliseconds"
+		cat >>"$props" <<EOF
+# KAFKA_BROKER_SESSION_MS: how long the controller waits for a silent broker
+# before fencing it and moving its partition leaderships (Kafka's default is
+# 9 s); heartbeats every quarter of it.
+broker.session.timeout.ms=$KAFKA_BROKER_SESSION_MS
+broker.heartbeat.interval.ms=$((KAFKA_BROKER_SESSION_MS / 4))
+EOF
+	fi
 	if ((nodes > 1)); then
 		cat >>"$props" <<'EOF'
 # Three JVMs share a small machine: few threads each.
@@ -405,6 +417,8 @@ format() {
 			--add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$pw]")
 	fi
 	rm -f "$marker"
+	# The nodes format side by side: each is a JVM start of a few seconds.
+	local pids=() fail=
 	for n in $(seq 1 "$nodes"); do
 		local data logs
 		data=$(data_of "$n") logs=$(logs_of "$n")
@@ -412,12 +426,18 @@ format() {
 		mkdir -p "$data" "$logs"
 		say "formatting KRaft storage in $data (cluster id $id)"
 		# shellcheck disable=SC2046 # jvm_flags is a list of flags
-		if ! java $(jvm_flags "$n") -cp "$libs/*" kafka.tools.StorageTool format \
-			-t "$id" -c "$(props_of "$n")" "${extra[@]}" >"$logs/format.log" 2>&1; then
-			grep -v -i password "$logs/format.log" >&2 || true
-			die "formatting storage of node $n failed"
+		java $(jvm_flags "$n") -cp "$libs/*" kafka.tools.StorageTool format \
+			-t "$id" -c "$(props_of "$n")" "${extra[@]}" >"$logs/format.log" 2>&1 &
+		pids+=($!)
+	done
+	for n in $(seq 1 "$nodes"); do
+		if ! wait "${pids[n - 1]}"; then
+			grep -v -i password "$(logs_of "$n")/format.log" >&2 || true
+			say "formatting storage of node $n failed"
+			fail=1
 		fi
 	done
+	[[ -z $fail ]] || die "formatting storage failed"
 	echo "$want" >"$marker"
 }
 
