@@ -24,6 +24,7 @@ const (
 	phaseProducing                  // assignment handed to the producer, not yet acknowledged
 	phaseAssigned                   // assignment acknowledged; waiting for its completion
 	phaseHeld                       // deferred by the policy: waiting for a warm instance
+	phaseAdopted                    // assigned by a previous owner (see takeover); waiting for its completion
 )
 
 // job is one arrival this replica holds.
@@ -69,8 +70,9 @@ type state struct {
 	fnPart  map[string]int32 // function -> its partition, as seen in records
 	skipTo  map[int32]int64  // worker-events partition -> offsets below were applied by a rebuild
 	workers map[string]*worker
-	feed    workerFeed     // how well the workers topic is heard
-	owned   map[int32]bool // arrivals partitions this replica holds
+	feed    workerFeed        // how well the workers topic is heard
+	owned   map[int32]bool    // arrivals partitions this replica holds
+	adopt   map[string]string // from the last takeover: arrival id → worker running it, "" if finished
 	gen     uint64
 	dirty   bool // something may have freed capacity: drain the pending queue
 
@@ -91,7 +93,7 @@ func newState(s *Scheduler) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	st := &state{
+	st := &state{adopt: map[string]string{},
 		s: s, cfg: cfg, log: s.log, m: s.m, pol: pol, pname: pol.Name(), pend: pend, est: est,
 		jobs: map[string]*job{}, seen: newRecentSet(cfg.RecentIDs),
 		fnPart: map[string]int32{}, skipTo: map[int32]int64{}, workers: map[string]*worker{}, owned: map[int32]bool{},
@@ -150,6 +152,14 @@ func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time)
 		d.Done()
 		return
 	}
+	worker, handled := st.adopt[a.ID]
+	if handled && worker == "" {
+		delete(st.adopt, a.ID)
+		st.seen.add(a.ID)
+		st.m.takenOver.WithLabelValues("finished").Inc()
+		d.Done()
+		return
+	}
 	j := &job{a: a, d: d, part: d.Record.Partition, hidx: -1, dl: a.Deadline}
 	st.traceStart(j)
 	if j.dl.IsZero() {
@@ -165,11 +175,42 @@ func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time)
 		return
 	}
 	st.jobs[a.ID] = j
+	if handled {
+		st.adoptJob(j, worker, now)
+		return
+	}
 	if st.pend.Len() > 0 || len(st.retry) > 0 || st.holding(now) {
 		st.enqueue(j, now) // keep order: earlier arrivals are waiting; or the rotation may be stale
 		return
 	}
 	st.place(j, now)
+}
+
+// adoptJob takes over j, which a previous owner assigned to worker: it is
+// not placed again but waited for like an assignment of this replica's own.
+// The policy does not count it (the worker's heartbeats report it as the
+// previous owner's load), so its completion releases no slot.
+func (st *state) adoptJob(j *job, worker string, now time.Time) {
+	delete(st.adopt, j.a.ID)
+	st.gen++
+	j.gen, j.phase, j.worker, j.assignT = st.gen, phaseAdopted, worker, now
+	j.timeout = j.dl.Add(st.cfg.TimeoutMargin)
+	st.heap.push(j)
+	st.m.takenOver.WithLabelValues("adopted").Inc()
+	st.traceAssigned(j, "adopted")
+	j.traceAcked()
+	j.d.Done() // its assignment is on the broker already
+}
+
+// release gives the policy back the slot j took, unless j was adopted.
+func (st *state) release(j *job, c policy.Completion) {
+	if j.phase == phaseAdopted {
+		if c.OK && st.idle != nil {
+			st.idle.Idle(c.Worker, c.Function, c.Now)
+		}
+		return
+	}
+	st.pol.Completed(c)
 }
 
 // place asks the policy for j and acts on the answer. It reports the code.
@@ -342,7 +383,7 @@ func (st *state) reject(j *job, status int, reason, msg string) {
 	st.seen.add(j.a.ID)
 	st.m.results.WithLabelValues(reason).Inc()
 	j.traceRejected(status, reason)
-	if reason != topics.ReasonTimeout || j.phase != phaseAssigned && j.phase != phaseProducing {
+	if reason != topics.ReasonTimeout || j.phase != phaseAssigned && j.phase != phaseProducing && j.phase != phaseAdopted {
 		st.m.decisions.WithLabelValues(st.pname, OutcomeRejected).Inc()
 	}
 	if j.a.Reply == "" { // fire and forget: nobody to tell
@@ -380,7 +421,7 @@ func (st *state) completion(c *topics.Completion, now time.Time) {
 		st.est.Observe(c.Function, dur)
 	}
 	j := st.jobs[c.ID]
-	if j == nil || (j.phase != phaseProducing && j.phase != phaseAssigned) || j.worker != c.Worker {
+	if j == nil || (j.phase != phaseProducing && j.phase != phaseAssigned && j.phase != phaseAdopted) || j.worker != c.Worker {
 		// Not ours (another replica's, timed out, or from before a
 		// rebalance): the worker still holds an idle sandbox.
 		st.m.unknown.Inc()
@@ -392,7 +433,7 @@ func (st *state) completion(c *topics.Completion, now time.Time) {
 	st.heap.remove(j)
 	delete(st.jobs, c.ID)
 	st.seen.add(c.ID)
-	st.pol.Completed(policy.Completion{Worker: c.Worker, Function: c.Function, OK: c.OK, Start: start,
+	st.release(j, policy.Completion{Worker: c.Worker, Function: c.Function, OK: c.OK, Start: start,
 		WarmHint: j.warm, Duration: dur, Now: now})
 	st.dirty = true
 }
@@ -480,7 +521,7 @@ func (st *state) tick() {
 	}, "a warm instance")
 	for j := st.heap.due(now); j != nil; j = st.heap.due(now) {
 		delete(st.jobs, j.a.ID)
-		st.pol.Completed(policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
+		st.release(j, policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
 		st.m.timeouts.WithLabelValues("assigned").Inc()
 		st.log.Info().Str("id", j.a.ID).Str("fn", j.a.Function).Str("worker", j.worker).
 			Msg("no completion within the timeout; slot released")
@@ -503,6 +544,7 @@ func (st *state) assigned(parts map[string][]int32, rb rebuildResult) {
 	for p, end := range rb.ends {
 		st.skipTo[p] = end
 	}
+	st.adopt = rb.adopt
 	for _, p := range parts[st.s.names.Arrivals()] {
 		st.owned[p] = true
 	}
@@ -557,12 +599,12 @@ func (st *state) revoked(parts map[string][]int32) {
 			st.pend.Remove(id)
 		case phaseHeld:
 			st.unhold(j) // its entry in st.held is skipped from now on
-		case phaseProducing, phaseAssigned:
+		case phaseProducing, phaseAssigned, phaseAdopted:
 			if j.phase == phaseProducing {
 				unacked++
 			}
 			st.heap.remove(j)
-			st.pol.Completed(policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
+			st.release(j, policy.Completion{Worker: j.worker, Function: j.a.Function, OK: false, Now: now})
 		}
 		st.gen++
 		j.gen = st.gen

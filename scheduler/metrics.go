@@ -39,6 +39,7 @@ type metrics struct {
 	ignored       *prometheus.CounterVec
 	deafGaps      prometheus.Counter
 	heardAge      prometheus.Gauge
+	takenOver     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -84,10 +85,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "workers_topic_gaps_total", Help: "Times the workers topic could not be read to its end for longer than the heartbeat timeout (the silence of such a gap is not held against workers)."}),
 		heardAge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "workers_topic_heard_age_seconds", Help: "How long ago the workers topic was last known read to its end."}),
+		takenOver: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "takeover_total", Help: "Arrivals read again after a rebalance that a previous owner had handled: finished (completion already seen; not run again) or adopted (assigned; waited for instead of placed again)."},
+			[]string{"outcome"}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.results, m.pending, m.decisionSec, m.assignSec,
 		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt, m.held,
-		m.ignored, m.deafGaps, m.heardAge} {
+		m.ignored, m.deafGaps, m.heardAge, m.takenOver} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
 		}

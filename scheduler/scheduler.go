@@ -383,8 +383,8 @@ func (h handler) Handle(_ context.Context, batch []*consumer.Delivery) {
 // partitions is rebuilt from worker-events before any of their records is
 // handled.
 func (h handler) Assigned(ctx context.Context, parts map[string][]int32) {
-	ps := parts[h.s.names.WorkerEvents()]
-	rb := h.s.rebuild(ctx, ps)
+	tk := h.s.readTakeover(ctx, parts[h.s.names.Arrivals()])
+	rb := h.s.rebuild(ctx, parts[h.s.names.WorkerEvents()], tk)
 	h.s.do(func() { h.s.st.assigned(parts, rb) })
 }
 
@@ -515,13 +515,18 @@ type rebuildResult struct {
 	events []rebuildEvent
 	ends   map[int32]int64
 	fnPart map[string]int32
+	// adopt maps the ids of arrivals a previous owner handled (see
+	// takeover) to the worker still running them, or to "" when their
+	// completion is already in worker-events.
+	adopt map[string]string
 }
 
 // rebuild re-reads worker-events partitions from now minus the keep-alive,
 // keeping per (worker, function) only the latest fact: its last OK
 // completion makes it idle (one instance), an eviction after it removes it.
-func (s *Scheduler) rebuild(ctx context.Context, parts []int32) rebuildResult {
-	res := rebuildResult{ends: map[int32]int64{}, fnPart: map[string]int32{}}
+// Completions since tk.from finish the takeover's assigned arrivals.
+func (s *Scheduler) rebuild(ctx context.Context, parts []int32, tk takeover) rebuildResult {
+	res := rebuildResult{ends: map[int32]int64{}, fnPart: map[string]int32{}, adopt: tk.assigned}
 	if len(parts) == 0 {
 		return res
 	}
@@ -552,6 +557,9 @@ func (s *Scheduler) rebuild(ctx context.Context, parts []int32) rebuildResult {
 		var e rebuildEvent
 		switch x := ev.(type) {
 		case *topics.Completion:
+			if !tk.from.IsZero() && !r.Timestamp.Before(tk.from) {
+				res.adopt[x.ID] = "" // finished, whoever placed it
+			}
 			if !x.OK {
 				return nil
 			}
