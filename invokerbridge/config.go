@@ -17,6 +17,13 @@ import (
 	"github.com/pullsched/pullsched/topics"
 )
 
+// Defaults of the predecessor read (see Config.PredecessorWindow).
+const (
+	DefaultPredecessorWindow   = 5 * time.Minute
+	DefaultPredecessorMaxBytes = 64 << 20
+	DefaultPredecessorTimeout  = 10 * time.Second
+)
+
 // Config configures a Bridge. The zero value of every optional field selects
 // its default.
 type Config struct {
@@ -192,13 +199,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.DedupeSize = 100000
 	}
 	if c.PredecessorWindow == 0 {
-		c.PredecessorWindow = 5 * time.Minute
+		c.PredecessorWindow = DefaultPredecessorWindow
 	}
 	if c.PredecessorMaxBytes == 0 {
-		c.PredecessorMaxBytes = 64 << 20
+		c.PredecessorMaxBytes = DefaultPredecessorMaxBytes
 	}
 	if c.PredecessorTimeout == 0 {
-		c.PredecessorTimeout = 10 * time.Second
+		c.PredecessorTimeout = DefaultPredecessorTimeout
 	}
 	if c.MaxAnswerBytes == 0 {
 		c.MaxAnswerBytes = 512 << 10

@@ -77,6 +77,9 @@ func setupInvoker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 5*time.Minute, "bound of a call whose assignment has no deadline")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for calls in flight")
 	fs.DurationVar(&cfg.StuckAfter, "stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a worker's partition holds records no call runs and finishes none this long (negative: never)")
+	fs.DurationVar(&cfg.PredecessorWindow, "predecessor-window", invokerbridge.DefaultPredecessorWindow, "how far back worker-events are read for what a crashed predecessor finished, so re-delivered assignments are not run again (negative: never)")
+	fs.Int64Var(&cfg.PredecessorMaxBytes, "predecessor-max-bytes", invokerbridge.DefaultPredecessorMaxBytes, "bound of the bytes that read takes")
+	fs.DurationVar(&cfg.PredecessorTimeout, "predecessor-timeout", invokerbridge.DefaultPredecessorTimeout, "bound of the time that read takes before the partition is served")
 	return func(ctx context.Context) error {
 		cfg.Kafka, cfg.Topics, cfg.Listen, cfg.Logger = c.kafkaConn(), c.topicsConfig(), c.listen, c.log
 		b, err := invokerbridge.New(cfg)
