@@ -105,7 +105,7 @@ func TestTopicsCreateSecured(t *testing.T) {
 		"PULLSCHED_BROKERS": strings.Join(b.ListenAddrs(), ","), "PULLSCHED_KAFKA_TLS": "true", "PULLSCHED_KAFKA_TLS_CA": pki.CAFile,
 		"PULLSCHED_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256", "PULLSCHED_KAFKA_SASL_USER": "ops",
 		"PULLSCHED_KAFKA_SASL_PASSWORD_FILE": conntest.WriteFile(t, "pw", pw+"\n"),
-		"PULLSCHED_TOPIC_PREFIX": "sec.", "PULLSCHED_REPLICATION": "1",
+		"PULLSCHED_TOPIC_PREFIX":             "sec.", "PULLSCHED_REPLICATION": "1",
 	}
 	out, err := runCmd(t, env, "topics", "create")
 	if err != nil || !strings.Contains(out, "created sec.arrivals") {
