@@ -88,6 +88,10 @@ func (c *Controller) ID() string { return c.cfg.ID }
 // Addr is the bound HTTP address, known right after New.
 func (c *Controller) Addr() string { return c.srv.Addr() }
 
+// Registry is the Prometheus registry /metrics serves: the controller's
+// metrics, registered by New, and the Go and process collectors.
+func (c *Controller) Registry() *prometheus.Registry { return c.srv.Registry() }
+
 // Ready is closed once the controller serves: the results topic exists, its
 // reader is positioned and the HTTP server accepts requests.
 func (c *Controller) Ready() <-chan struct{} { return c.ready }

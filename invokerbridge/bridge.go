@@ -137,6 +137,16 @@ func (b *Bridge) Addr() string {
 	return b.srv.Addr()
 }
 
+// Registry is the Prometheus registry /metrics serves (the bridge's
+// metrics, registered by New, and the Go and process collectors), or nil
+// without Listen.
+func (b *Bridge) Registry() *prometheus.Registry {
+	if b.srv == nil {
+		return nil
+	}
+	return b.srv.Registry()
+}
+
 // Ready is closed once the bridge serves: in sidecar mode when the worker is
 // registered and the assignment consumer holds its partition; in pool mode
 // when the workers topic has been read to its end. The HTTP server is bound
