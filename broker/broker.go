@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pullsched/pullsched/logging"
 )
 
 // DefaultPort is the port a broker listens on when Config.Ports is empty;
@@ -218,7 +220,7 @@ func (z zerologBridge) Logf(level kfake.LogLevel, msg string, args ...any) {
 		return
 	}
 	// A disabled level yields a nil event whose Msgf does not format.
-	ev.Str("component", "kfake").Msgf(msg, args...)
+	ev.Str(logging.SubsystemKey, "kfake").Msgf(msg, args...)
 }
 
 // RefuseProduce builds the broker's answer to req that refuses every

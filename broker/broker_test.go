@@ -309,9 +309,9 @@ func TestLoggerBridgeLevels(t *testing.T) {
 	br.Logf(kfake.LogLevelDebug, "detail %d", 4) // trace: below the logger's level
 	br.Logf(kfake.LogLevelNone, "never")
 	want := []string{
-		`{"level":"error","component":"kfake","message":"bad 1"}`,
-		`{"level":"warn","component":"kfake","message":"odd 2"}`,
-		`{"level":"debug","component":"kfake","message":"request 3"}`,
+		`{"level":"error","subsystem":"kfake","message":"bad 1"}`,
+		`{"level":"warn","subsystem":"kfake","message":"odd 2"}`,
+		`{"level":"debug","subsystem":"kfake","message":"request 3"}`,
 	}
 	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -184,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		sc.Advertise = addr
 		sc.NotifyURL = "http://" + b.Addr()
 		sc.Seed = cfg.Sim.Seed + int64(i)
-		sc.Logger = log.With().Str("part", "workersim").Str("worker", id).Logger()
+		sc.Logger = log.With().Str("worker", id).Logger() // the sim adds its part
 		sim, err := workersim.New(sc)
 		if err != nil {
 			_ = sims[i].ln.Close()

@@ -34,8 +34,20 @@ func New(level string, w io.Writer) (zerolog.Logger, error) {
 
 // Kgo adapts l to the franz-go client's logger. Kafka client chatter is
 // shifted one level down (client info becomes debug) because the client is
-// verbose about routine events such as rebalances.
-func Kgo(l zerolog.Logger) kgo.Logger { return kgoLogger{l: l.With().Str("part", "kafka").Logger()} }
+// verbose about routine events such as rebalances. Its lines keep l's
+// "part" and add "subsystem":"kafka" (a JSON line never repeats a key).
+func Kgo(l zerolog.Logger) kgo.Logger {
+	return kgoLogger{l: l.With().Str(SubsystemKey, "kafka").Logger()}
+}
+
+// Keys every part's log lines share: "part" names the pullsched part
+// (scheduler, invoker, controller, workersim, broker, openwhisk),
+// "subsystem" a library inside it (kafka, kfake). Each is set once, where
+// the part or library builds its logger.
+const (
+	PartKey      = "part"
+	SubsystemKey = "subsystem"
+)
 
 type kgoLogger struct{ l zerolog.Logger }
 

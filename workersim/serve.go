@@ -69,7 +69,7 @@ func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.log.Info().Str("addr", ln.Addr().String()).Str("worker", s.Name()).Msg("workersim serving")
+	s.log.Info().Str("addr", ln.Addr().String()).Str("name", s.Name()).Msg("workersim serving")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

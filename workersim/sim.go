@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pullsched/pullsched/logging"
 	"github.com/pullsched/pullsched/workload"
 )
 
@@ -129,7 +130,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s := &Sim{
 		cfg:       cfg,
-		log:       cfg.Logger.With().Str("component", "workersim").Logger(),
+		log:       cfg.Logger.With().Str(logging.PartKey, "workersim").Logger(),
 		total:     total,
 		goal:      goal,
 		name:      cfg.Name,
