@@ -45,6 +45,7 @@ var commands = []command{
 	{"eval", "compare policies on the Hiku workload in fresh simulated clusters", setupEval},
 	{"bench", "benchmark a part: bench scheduler", setupBench},
 	{"health", "probe a part's /readyz (a workersim's /status): the container health check", setupHealth},
+	{"chaos", "start the parts as processes against a Kafka and inject faults under load: chaos [--short]", setupChaos},
 }
 
 // common holds the settings every subcommand shares.
