@@ -210,31 +210,6 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 // Client is the underlying franz-go client.
 func (c *Consumer) Client() *kgo.Client { return c.cl }
 
-// DeadLettered is how many records this consumer sent to the dead-letter
-// topic.
-func (c *Consumer) DeadLettered() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dlqd
-}
-
-// DeadLetterReferences is how many of DeadLettered were references (the
-// record was too large to copy) rather than copies.
-func (c *Consumer) DeadLetterReferences() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dlqRefs
-}
-
-// DeadLetterFailures is how many undecodable records could not be
-// dead-lettered at all, even after retries, and were skipped: each is lost,
-// and logged at error level.
-func (c *Consumer) DeadLetterFailures() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dlqFailed
-}
-
 // DefaultStuckAfter is how long a partition may hold unfinished records
 // without finishing any before the parts report it in /readyz: long
 // enough for a burst to drain or a broker to come back, short enough for

@@ -82,15 +82,15 @@ func TestDeadLetterNeverBlocks(t *testing.T) {
 				}
 			}
 			if tc.wantFail {
-				if c.DeadLetterFailures() != 1 || c.DeadLettered() != 0 {
-					t.Fatalf("failures %d, dead-lettered %d; want 1, 0", c.DeadLetterFailures(), c.DeadLettered())
+				if c.Counts().Failures != 1 || c.Counts().Letters != 0 {
+					t.Fatalf("failures %d, dead-lettered %d; want 1, 0", c.Counts().Failures, c.Counts().Letters)
 				}
 				return
 			}
-			if c.DeadLettered() != 1 || c.DeadLetterFailures() != 0 {
-				t.Fatalf("dead-lettered %d, failures %d; want 1, 0", c.DeadLettered(), c.DeadLetterFailures())
+			if c.Counts().Letters != 1 || c.Counts().Failures != 0 {
+				t.Fatalf("dead-lettered %d, failures %d; want 1, 0", c.Counts().Letters, c.Counts().Failures)
 			}
-			if refs := c.DeadLetterReferences(); refs != map[bool]int64{true: 1}[tc.wantRef] {
+			if refs := c.Counts().References; refs != map[bool]int64{true: 1}[tc.wantRef] {
 				t.Fatalf("references %d, want reference=%v", refs, tc.wantRef)
 			}
 			var dead []*kgo.Record

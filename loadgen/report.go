@@ -179,9 +179,6 @@ func (r *Report) Latencies() []float64 {
 	return sortedCopy(lat)
 }
 
-// WorkerIDs returns the workers seen in the run, sorted.
-func (r *Report) WorkerIDs() []string { return sortedKeys(r.Overall.Workers) }
-
 // String is a short human summary of the run.
 func (r *Report) String() string {
 	o := r.Overall

@@ -105,12 +105,6 @@ func NewPending(discipline string, capacity int, est *Estimator) (*Pending, erro
 	return &Pending{disc: d, cap: capacity, est: est, ids: make(map[string]int32)}, nil
 }
 
-// Discipline returns the queue's discipline name.
-func (q *Pending) Discipline() string { return q.disc }
-
-// Cap returns the queue's capacity.
-func (q *Pending) Cap() int { return q.cap }
-
 // Len returns the number of queued items.
 func (q *Pending) Len() int { return len(q.order) }
 

@@ -325,16 +325,6 @@ func Names() []string {
 	return out
 }
 
-// Aliases returns a copy of the accepted alias names (Hiku's) and the
-// canonical names they stand for.
-func Aliases() map[string]string {
-	out := make(map[string]string, len(aliases))
-	for a, n := range aliases {
-		out[a] = n
-	}
-	return out
-}
-
 // Canonical returns the canonical name for a canonical or alias name
 // (case-insensitive, surrounding spaces ignored), or false if unknown.
 func Canonical(name string) (string, bool) {
