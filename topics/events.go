@@ -142,6 +142,9 @@ const (
 const (
 	SourceSidecar = "sidecar" // its own invokerbridge registered it
 	SourceAdmin   = "admin"   // an operator added it through the admin API
+	// SourceOpenWhisk: an OpenWhisk invoker, heartbeated by the OpenWhisk
+	// bridge (owbridge) from its pings.
+	SourceOpenWhisk = "openwhisk"
 )
 
 // Worker is membership and heartbeat of one worker, produced onto the
