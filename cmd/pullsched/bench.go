@@ -26,6 +26,9 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 			return fmt.Errorf("usage: pullsched bench scheduler [--brokers host:port | --embedded] [flags]")
 		}
 		if !*embedded {
+			if k := c.kafkaConn(); k.TLS.Enabled || k.SASL.Mechanism != "" {
+				return fmt.Errorf("bench: the benchmark rig speaks plaintext without SASL only; drop the --kafka-tls* and --kafka-sasl-* settings")
+			}
 			cfg.Brokers = c.brokers.Values
 		}
 		cfg.Partitions = int32(c.partitions)

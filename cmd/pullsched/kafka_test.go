@@ -123,7 +123,8 @@ func TestTopicsCreateSecured(t *testing.T) {
 }
 
 // TestEmbeddedBrokerRefusesSecurity: the embedded broker serves plaintext,
-// so broker and dev without --brokers reject TLS and SASL settings.
+// so broker and dev without --brokers reject TLS and SASL settings, as does
+// the bench rig, whose clients have none.
 func TestEmbeddedBrokerRefusesSecurity(t *testing.T) {
 	env := map[string]string{"PULLSCHED_KAFKA_TLS": "true"}
 	if _, err := runCmd(t, env, "broker", "--brokers", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "plaintext") {
@@ -131,5 +132,8 @@ func TestEmbeddedBrokerRefusesSecurity(t *testing.T) {
 	}
 	if _, err := runCmd(t, env, "dev"); err == nil || !strings.Contains(err.Error(), "need --brokers") {
 		t.Fatalf("dev: %v", err)
+	}
+	if _, err := runCmd(t, env, "bench", "scheduler"); err == nil || !strings.Contains(err.Error(), "plaintext") {
+		t.Fatalf("bench: %v", err)
 	}
 }
