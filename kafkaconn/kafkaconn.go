@@ -407,6 +407,7 @@ func Explain(c Config, err error) error {
 	}
 	mech := c.SASL.normalized()
 	closed := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	var firstEOF *kgo.ErrFirstReadEOF
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var notTLS tls.RecordHeaderError
@@ -416,6 +417,18 @@ func Explain(c Config, err error) error {
 		hint = fmt.Sprintf("SASL %s login refused: check the user, password and mechanism", mech)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
 		hint = fmt.Sprintf("the brokers do not offer SASL %s", mech)
+	case errors.As(err, &firstEOF):
+		// franz-go says at which step the broker hung up.
+		switch msg := firstEOF.Error(); {
+		case strings.Contains(msg, "after a dial") && c.TLS.Enabled:
+			hint = "the broker hung up on the TLS handshake: is its listener plaintext (drop --kafka-tls), or is this the wrong port?"
+		case strings.Contains(msg, "api versions") && !c.TLS.Enabled:
+			hint = "the broker hung up at once: does its listener require TLS (--kafka-tls)?"
+		case strings.Contains(msg, "after a request") && mech == "":
+			hint = "the broker hung up after the first request: does its listener require SASL (--kafka-sasl-mechanism)?"
+		case mech != "":
+			hint = fmt.Sprintf("SASL %s login refused (the broker closed the connection): check the user, password and mechanism", mech)
+		}
 	case mech != "" && closed:
 		hint = fmt.Sprintf("SASL %s login refused (the broker closed the connection): check the user, password and mechanism", mech)
 	case !c.TLS.Enabled && closed:

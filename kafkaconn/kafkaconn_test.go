@@ -3,6 +3,8 @@ package kafkaconn_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -294,5 +297,40 @@ func TestMutualTLS(t *testing.T) {
 	without := kafkaconn.Config{Brokers: b.ListenAddrs(), TLS: kafkaconn.TLS{Enabled: true, CAFile: pki.CAFile}}
 	if err := ping(ctx, without); err == nil || ctx.Err() != nil {
 		t.Fatalf("without a client certificate: %v (ctx %v)", err, ctx.Err())
+	}
+}
+
+// TestExplain covers the answers of a real Kafka that the embedded broker
+// does not give (it hangs up instead of answering SaslAuthenticate with an
+// error, and keeps reading a TLS hello sent to a plaintext listener).
+func TestExplain(t *testing.T) {
+	sasl := kafkaconn.Config{Brokers: []string{"b:9096"}, TLS: kafkaconn.TLS{Enabled: true},
+		SASL: kafkaconn.SASL{Mechanism: "SCRAM-SHA-512", User: "app", Password: pw}}
+	plain := kafkaconn.Config{Brokers: []string{"b:9092"}}
+	for _, tc := range []struct {
+		name string
+		cfg  kafkaconn.Config
+		err  error
+		want string
+	}{
+		{"refused", sasl, fmt.Errorf("wrapped: %w", kerr.SaslAuthenticationFailed), "SASL SCRAM-SHA-512 login refused"},
+		{"mechanism not offered", sasl, kerr.UnsupportedSaslMechanism, "do not offer SASL SCRAM-SHA-512"},
+		{"tls to a plaintext listener", sasl, &kgo.ErrFirstReadEOF{}, "is its listener plaintext"},
+		{"not tls", sasl, tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, "did not answer in TLS"},
+		{"untrusted", sasl, x509.UnknownAuthorityError{}, "--kafka-tls-ca"},
+		{"other", plain, errors.New("dial tcp: connection refused"), "kafka (no SASL, over plaintext to b:9092): dial tcp: connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := kafkaconn.Explain(tc.cfg, tc.err)
+			if !errors.Is(got, tc.err) {
+				t.Errorf("Explain does not wrap %v", tc.err)
+			}
+			if !strings.Contains(got.Error(), tc.want) || strings.Contains(got.Error(), pw) {
+				t.Errorf("Explain = %q, want it to say %q and not the password", got, tc.want)
+			}
+		})
+	}
+	if kafkaconn.Explain(plain, nil) != nil {
+		t.Error("Explain(nil) is not nil")
 	}
 }
