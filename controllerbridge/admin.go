@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -19,32 +16,6 @@ import (
 	"github.com/pullsched/pullsched/httpserve"
 	"github.com/pullsched/pullsched/topics"
 )
-
-// WorkerID derives the id of an admin-added worker from its URL: its
-// host:port with ':' replaced by '-' (brackets of an IPv6 host dropped), so
-// http://127.0.0.1:8081 is 127.0.0.1-8081. The URL must be absolute http or
-// https with a host and a port, and carry nothing but an optional path.
-func WorkerID(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("worker URL %q: %w", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("worker URL %q: want http:// or https://", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("worker URL %q: want no user, query or fragment", raw)
-	}
-	host, port, err := net.SplitHostPort(u.Host)
-	if err != nil || host == "" || port == "" {
-		return "", fmt.Errorf("worker URL %q: want host:port", raw)
-	}
-	id := strings.ReplaceAll(host+":"+port, ":", "-")
-	if err := topics.CheckID("worker", id); err != nil {
-		return "", fmt.Errorf("worker URL %q: %w", raw, err)
-	}
-	return id, nil
-}
 
 // admin wraps an admin handler with the bearer-token check: no token
 // configured → 503, no credentials → 401 with WWW-Authenticate, wrong token
@@ -130,7 +101,7 @@ func (c *Controller) addWorkers(ctx context.Context, urls []string) ([]*topics.W
 	recs := make([]*topics.Worker, 0, len(urls))
 	now := time.Now().UTC()
 	for _, u := range urls {
-		id, err := WorkerID(u)
+		id, err := topics.WorkerIDFromURL(u)
 		if err != nil {
 			return nil, httpserve.Errorf(http.StatusBadRequest, "bad worker URL: %v", err)
 		}
@@ -158,7 +129,7 @@ func (c *Controller) handleRemove(w http.ResponseWriter, r *http.Request) error 
 	for _, a := range args {
 		id, u := a, ""
 		if strings.Contains(a, "://") {
-			if id, err = WorkerID(a); err != nil {
+			if id, err = topics.WorkerIDFromURL(a); err != nil {
 				return httpserve.Errorf(http.StatusBadRequest, "bad worker URL: %v", err)
 			}
 			u = strings.TrimRight(a, "/")

@@ -160,7 +160,7 @@ func TestAdminAddRemove(t *testing.T) {
 
 func TestAdminBadURLs(t *testing.T) {
 	h := start(t, nil)
-	bad := []string{"ftp://127.0.0.1:21", "http://127.0.0.1", "127.0.0.1:8081", "http://:8080", "http://u:p@127.0.0.1:1", "http://127.0.0.1:1/?q=1", "::"}
+	bad := []string{"ftp://127.0.0.1:21", "127.0.0.1:8081", "http://:8080", "http://u:p@127.0.0.1:1", "http://127.0.0.1:1/?q=1", "::"}
 	for _, u := range bad {
 		resp, body := call(t, "GET", h.base+"/admin/workers/add?workers="+url.QueryEscape("http://127.0.0.1:7000,"+u), bearer, "")
 		if resp.StatusCode != 400 {

@@ -237,20 +237,7 @@ func DefaultID() string {
 	if err != nil || host == "" {
 		host = "local"
 	}
-	var b strings.Builder
-	b.WriteString("controller-")
-	for _, r := range host {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	id := b.String()
-	if len(id) > 128 {
-		id = id[:128]
-	}
-	return id
+	return topics.SanitizeID("controller-" + host)
 }
 
 // writeTimeout is the HTTP write timeout: long enough for the longest

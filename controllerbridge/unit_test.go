@@ -112,33 +112,6 @@ func TestBookBounds(t *testing.T) {
 	}
 }
 
-func TestWorkerID(t *testing.T) {
-	cases := []struct{ url, id, err string }{
-		{"http://127.0.0.1:8081", "127.0.0.1-8081", ""},
-		{"https://worker-3.example.com:443/ol", "worker-3.example.com-443", ""},
-		{"http://[::1]:9000", "--1-9000", ""},
-		{"http://127.0.0.1", "", "host:port"},
-		{"ftp://127.0.0.1:21", "", "http"},
-		{"127.0.0.1:80", "", ""},
-		{"http://a b:80", "", ""},
-		{"http://h:1?x=1", "", "query"},
-	}
-	for _, c := range cases {
-		id, err := WorkerID(c.url)
-		if c.id != "" {
-			if err != nil || id != c.id {
-				t.Errorf("WorkerID(%q) = %q, %v; want %q", c.url, id, err, c.id)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("WorkerID(%q) = %q, want an error", c.url, id)
-		} else if !strings.Contains(err.Error(), c.url) || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("WorkerID(%q) error %q", c.url, err)
-		}
-	}
-}
-
 func TestParseTimeout(t *testing.T) {
 	good := map[string]time.Duration{"30s": 30 * time.Second, "1m30s": 90 * time.Second, "90": 90 * time.Second,
 		"2.5": 2500 * time.Millisecond, "250ms": 250 * time.Millisecond}

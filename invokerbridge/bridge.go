@@ -355,7 +355,7 @@ func (b *Bridge) workerRecord(ctx context.Context, rec *kgo.Record) {
 	if !adopt {
 		return
 	}
-	hp, err := hostPort(w.URL)
+	hp, err := topics.WorkerHostPort(w.URL)
 	if err != nil {
 		b.log.Warn().Err(err).Str("worker", w.ID).Msg("admin-added worker has no usable url; not served")
 		return

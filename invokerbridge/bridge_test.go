@@ -43,7 +43,7 @@ func TestSidecarCallsWorker(t *testing.T) {
 	e := newEnv(t)
 	s := newSim(t, workersim.Config{})
 	b, stop := sidecar(t, e, s.srv.URL, nil)
-	id := WorkerIDFor(s.hostport())
+	id := s.workerID(t)
 	if b.cfg.WorkerID != id {
 		t.Fatalf("worker id %q, want %q", b.cfg.WorkerID, id)
 	}
@@ -139,7 +139,7 @@ func TestKilledWorker(t *testing.T) {
 	e := newEnv(t)
 	s := newSim(t, workersim.Config{})
 	_, _ = sidecar(t, e, s.srv.URL, nil)
-	id := WorkerIDFor(s.hostport())
+	id := s.workerID(t)
 	e.rec.worker(id, "healthy", func(w *topics.Worker) bool { return w.Healthy })
 	s.kill()
 	killed := time.Now()
@@ -457,9 +457,6 @@ func TestConfigErrors(t *testing.T) {
 	if b.cfg.WorkerID != "127.0.0.1-5000" || b.cfg.Advertise != "127.0.0.1:5000" || b.cfg.Capacity != 0 ||
 		b.cfg.DedupeSize != 100000 || b.Addr() != "" || !strings.HasPrefix(b.cfg.ID, "invoker-") {
 		t.Errorf("defaults: %+v", b.cfg)
-	}
-	if hp, _ := hostPort("https://Example.com/x"); hp != "example.com:443" {
-		t.Errorf("hostPort: %q", hp)
 	}
 }
 

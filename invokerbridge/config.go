@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -175,7 +174,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ID == "" {
 		h, _ := os.Hostname()
-		c.ID = "invoker-" + sanitizeID(h)
+		c.ID = topics.SanitizeID("invoker-" + h)
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = time.Second
@@ -235,12 +234,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WorkerURL == "" {
 		return c, bad("no worker url (or set pool mode)")
 	}
-	hp, err := hostPort(c.WorkerURL)
+	hp, err := topics.WorkerHostPort(c.WorkerURL)
 	if err != nil {
-		return c, fmt.Errorf("%w: worker url: %w", ErrConfig, err)
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.WorkerID == "" {
-		c.WorkerID = WorkerIDFor(hp)
+		if c.WorkerID, err = topics.WorkerIDFromURL(c.WorkerURL); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if err := topics.CheckID("worker", c.WorkerID); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -255,46 +256,6 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// WorkerIDFor returns the worker id of a worker whose URL has the given
-// host:port, by the admin API's rule: ':' becomes '-' (127.0.0.1:8081 →
-// 127.0.0.1-8081).
-func WorkerIDFor(hostport string) string { return strings.ReplaceAll(hostport, ":", "-") }
-
-// hostPort returns the lower-case host:port of an http(s) URL, with the
-// scheme's default port when it names none.
-func hostPort(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("%q is not an http(s) URL", raw)
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	return strings.ToLower(net.JoinHostPort(u.Hostname(), port)), nil
-}
-
-func sanitizeID(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			b[i] = '-'
-		}
-	}
-	if len(b) > 100 {
-		b = b[:100]
-	}
-	return string(b)
-}
 
 // conn is the Kafka connection of one of the bridge's clients: the
 // configured one, named ID+role unless the operator fixed a client id.

@@ -319,3 +319,13 @@ func (s *sim) kill() {
 }
 
 func (s *sim) hostport() string { return strings.TrimPrefix(s.srv.URL, "http://") }
+
+// workerID is the id the bridge gives the worker at s by default.
+func (s *sim) workerID(t *testing.T) string {
+	t.Helper()
+	id, err := topics.WorkerIDFromURL(s.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

@@ -19,7 +19,7 @@ func TestPoolFollowsAdminWorkers(t *testing.T) {
 	e := newEnv(t)
 	s1 := newSim(t, workersim.Config{})
 	s2 := newSim(t, workersim.Config{})
-	id1, id2 := WorkerIDFor(s1.hostport()), WorkerIDFor(s2.hostport())
+	id1, id2 := s1.workerID(t), s2.workerID(t)
 	// What an earlier pool bridge left for s2 (as if compaction dropped the
 	// admin's own record): a draining heartbeat of an admin-added worker.
 	e.publish(e.names.Workers(), &topics.Worker{ID: id2, URL: s2.srv.URL, State: topics.WorkerDraining,

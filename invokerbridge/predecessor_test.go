@@ -19,7 +19,7 @@ import (
 func TestPredecessorCompletionsAreNotRunAgain(t *testing.T) {
 	e := newEnv(t)
 	s := newSim(t, workersim.Config{})
-	id := WorkerIDFor(s.hostport())
+	id := s.workerID(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()

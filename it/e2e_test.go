@@ -221,7 +221,7 @@ func TestAddAndRemoveWorkerAtRuntime(t *testing.T) {
 	<-pool.Ready()
 
 	url := "http://" + ln.Addr().String()
-	newID, _ := controllerbridge.WorkerID(url)
+	newID, _ := topics.WorkerIDFromURL(url)
 	admin := func(path string) {
 		req, _ := http.NewRequest(http.MethodPost, base+path+"?workers="+url, nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)

@@ -135,7 +135,7 @@ func (c Config) WithDefaults() Config {
 		if err != nil || h == "" {
 			h = "scheduler"
 		}
-		c.ID = h + "-" + strconv.Itoa(os.Getpid())
+		c.ID = topics.SanitizeID(h + "-" + strconv.Itoa(os.Getpid()))
 	}
 	if c.Policy == "" {
 		c.Policy = policy.NamePullWait
