@@ -256,7 +256,6 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-
 // conn is the Kafka connection of one of the bridge's clients: the
 // configured one, named ID+role unless the operator fixed a client id.
 func (b *Bridge) conn(role string) kafkaconn.Config {
