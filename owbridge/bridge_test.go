@@ -198,7 +198,7 @@ func TestHealthProbe(t *testing.T) {
 // isSystemError false), but its heartbeats turn unhealthy and the
 // scheduler stops sending it work.
 func TestSystemErrorsStayWithTheInvoker(t *testing.T) {
-	e := newEnv(t, envOpts{policy: "leastconn"})
+	e := newEnv(t, envOpts{policy: "leastconn", cfg: func(c *Config) { c.ErrorMemory = 4 * time.Second }})
 	bad := e.startInvoker(0, true)
 	bad.sysErr.Store(true)
 	good := e.startInvoker(1, true)
@@ -211,7 +211,7 @@ func TestSystemErrorsStayWithTheInvoker(t *testing.T) {
 		e.bridge.mu.Lock()
 		defer e.bridge.mu.Unlock()
 		inv := e.bridge.invokers[0]
-		return inv != nil && inv.systemErrors() > e.bridge.cfg.UnhealthyErrors
+		return inv != nil && inv.systemErrors(time.Now(), e.bridge.cfg.ErrorMemory) > e.bridge.cfg.UnhealthyErrors
 	})
 	time.Sleep(time.Second) // the unhealthy heartbeat reaches the scheduler
 	_, _, before := bad.stats()
@@ -229,6 +229,15 @@ func TestSystemErrorsStayWithTheInvoker(t *testing.T) {
 	if _, _, n := good.stats(); n < 5 {
 		t.Fatalf("good invoker ran %d", n)
 	}
+	// Its errors age out and it is tried again.
+	bad.sysErr.Store(false)
+	eventually(t, "the recovered invoker used again", func() bool {
+		m := e.ctl.activation("guest", "f", false, 0)
+		e.ctl.send(m)
+		e.ctl.ack(m.ActivationID)
+		_, _, now := bad.stats()
+		return now > before
+	})
 }
 
 // TestDisabledInvokerDrains: a 2.0 invoker pinging isEnabled false gets no

@@ -91,6 +91,11 @@ type Config struct {
 	// acknowledgements may be system errors before its heartbeats say
 	// unhealthy; OpenWhisk's supervision uses 3. Default 3.
 	UnhealthyErrors int
+	// ErrorMemory is how long a system error counts: an unhealthy invoker
+	// gets no work, so its errors must age out for it to be tried again
+	// (OpenWhisk sends an unhealthy invoker test actions instead). Default
+	// 1m.
+	ErrorMemory time.Duration
 	// BookGrace is how long an activation is remembered after its
 	// deadline. Default 5m.
 	BookGrace time.Duration
@@ -147,6 +152,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HeartbeatInterval, time.Second)
 	def(&c.InvokerTimeout, 3*time.Second)
 	def(&c.BookGrace, 5*time.Minute)
+	def(&c.ErrorMemory, time.Minute)
 	if c.DefaultMemoryMB == 0 {
 		c.DefaultMemoryMB = 256
 	}
@@ -163,7 +169,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.DefaultMemoryMB < 0 || c.SlotMB < 0 || c.ForcedAckFactor < 0 || c.UnhealthyErrors < 0 || c.FacadeUserMemory < 0:
 		return c, errors.New("owbridge: negative size or count")
 	case c.PingInterval < 0 || c.DefaultTimeout < 0 || c.ForcedAckAddon < 0 || c.AnswerMargin < 0 ||
-		c.HeartbeatInterval < 0 || c.InvokerTimeout < 0 || c.BookGrace < 0:
+		c.HeartbeatInterval < 0 || c.InvokerTimeout < 0 || c.BookGrace < 0 || c.ErrorMemory < 0:
 		return c, errors.New("owbridge: negative duration")
 	}
 	return c, nil
