@@ -40,10 +40,11 @@ var commands = []command{
 	{"scheduler", "run a scheduler replica", setupScheduler},
 	{"invoker", "run an invoker bridge for one worker (sidecar) or for admin-added workers (--pool)", setupInvoker},
 	{"controller", "run the HTTP ingress and admin API", setupController},
+	{"openwhisk", "place the activations of an OpenWhisk deployment (docs/OPENWHISK.md)", setupOpenWhisk},
 	{"workersim", "run a simulated OpenLambda worker", setupWorkersim},
 	{"loadgen", "drive the Hiku workload against a controller", setupLoadgen},
 	{"eval", "compare policies on the Hiku workload in fresh simulated clusters", setupEval},
-	{"bench", "benchmark a part: bench scheduler", setupBench},
+	{"bench", "benchmark a part or the whole chain: bench scheduler|chain", setupBench},
 	{"health", "probe a part's /readyz (a workersim's /status): the container health check", setupHealth},
 	{"chaos", "start the parts as processes against a Kafka and inject faults under load: chaos [--short]", setupChaos},
 }

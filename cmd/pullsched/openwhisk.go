@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/pullsched/pullsched/config"
+	"github.com/pullsched/pullsched/owbridge"
+)
+
+// setupOpenWhisk is `pullsched openwhisk`: the bridge that lets pullsched
+// place the activations of an OpenWhisk deployment (docs/OPENWHISK.md).
+func setupOpenWhisk(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
+	addCommon(fs, c, "127.0.0.1:9050")
+	var cfg owbridge.Config
+	controllers := config.NewList("0")
+	fs.StringVar(&cfg.ControllerPrefix, "ow-controller-prefix", "owctl.", "topic prefix the OpenWhisk controllers were given (CONFIG_whisk_kafka_topics_prefix); must differ from the invokers'")
+	fs.StringVar(&cfg.InvokerPrefix, "ow-invoker-prefix", "", "topic prefix of the OpenWhisk invokers (stock: none)")
+	fs.Var(controllers, "ow-controllers", "comma-separated controller instance ids whose acks (completed<id>) the bridge forwards")
+	fs.StringVar(&cfg.ID, "id", "", "bridge id: the bridge of its worker records, and results.<id> (default openwhisk-<hostname>)")
+	fs.StringVar(&cfg.Group, "group", "pullsched-openwhisk", "prefix of the bridge's own consumer groups (never one of OpenWhisk's)")
+	fs.IntVar(&cfg.FacadeInstance, "facade-instance", 0, "instance number of the virtual invoker the controllers see")
+	facadeMem := fs.String("facade-user-memory", "1024 GB", "userMemory the virtual invoker announces (large, so the controllers never hold back)")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", time.Second, "how often the virtual invoker pings the controllers")
+	fs.IntVar(&cfg.DefaultMemoryMB, "default-memory-mb", 256, "an action's memory until its acks tell its limits")
+	fs.DurationVar(&cfg.DefaultTimeout, "default-action-timeout", 60*time.Second, "an action's time limit until its acks tell its limits")
+	fs.IntVar(&cfg.ForcedAckFactor, "ow-timeout-factor", 2, "the controllers' loadbalancer timeout-factor (their forced ack comes max(limit, 60s) × factor + addon after sending)")
+	fs.DurationVar(&cfg.ForcedAckAddon, "ow-timeout-addon", time.Minute, "the controllers' loadbalancer timeout-addon")
+	fs.DurationVar(&cfg.AnswerMargin, "answer-margin", 10*time.Second, "how long before the controller's forced ack pullsched's timeout answer is due")
+	fs.IntVar(&cfg.SlotMB, "slot-mb", 256, "memory one activation counts against an invoker's userMemory: its capacity is userMemory / slot-mb")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", time.Second, "how often each live invoker's worker record is written")
+	fs.DurationVar(&cfg.InvokerTimeout, "invoker-timeout", 3*time.Second, "an invoker silent this long loses its heartbeats (the scheduler drops it)")
+	fs.IntVar(&cfg.UnhealthyErrors, "unhealthy-errors", 3, "system errors among an invoker's last 10 acks beyond which it is reported unhealthy")
+	return func(ctx context.Context) error {
+		mem, err := owbridge.ParseByteSize(*facadeMem)
+		if err != nil {
+			return fmt.Errorf("--facade-user-memory: %w", err)
+		}
+		cfg.FacadeUserMemory = mem
+		cfg.Controllers = controllers.Values
+		cfg.Kafka, cfg.Topics, cfg.Listen, cfg.Logger = c.kafkaConn(), c.topicsConfig(), c.listen, c.log
+		b, err := owbridge.New(cfg)
+		if err != nil {
+			return err
+		}
+		c.log.Info().Str("controller_prefix", cfg.ControllerPrefix).Strs("controllers", cfg.Controllers).
+			Object("kafka", cfg.Kafka).Str("listen", b.Addr()).Msg("openwhisk bridge starting")
+		return b.Run(ctx)
+	}
+}
