@@ -4,26 +4,50 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/pullsched/pullsched/benchchain"
+	"github.com/pullsched/pullsched/config"
 	"github.com/pullsched/pullsched/scheduler"
 )
+
+const benchUsage = "usage: pullsched bench scheduler|chain [--brokers host:port | --embedded] [flags]"
 
 func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	addCommon(fs, c, "")
 	var cfg scheduler.BenchConfig
-	embedded := fs.Bool("embedded", false, "ignore --brokers and run on an embedded broker")
-	fs.IntVar(&cfg.Workers, "workers", 8, "no-op workers answering assignments with completions")
-	fs.IntVar(&cfg.Functions, "functions", 100, "distinct functions the arrivals cycle through")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "arrivals per second (0: as fast as the window allows)")
-	fs.IntVar(&cfg.Window, "window", 4096, "arrivals in flight at most when --rate is 0")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long arrivals are driven")
-	fs.StringVar(&cfg.Policy, "policy", "pull", "the scheduler's policy")
-	fs.DurationVar(&cfg.Linger, "linger", 0, "the scheduler's producer linger")
-	fs.DurationVar(&cfg.DriverLinger, "driver-linger", 0, "linger of the load driver's and no-op bridges' producers (0: the bench default, 2ms; negative: none)")
+	embedded := fs.Bool("embedded", false, "ignore --brokers and run on an embedded broker (chain: the default unless --brokers is given)")
+	fs.IntVar(&cfg.Workers, "workers", 8, "no-op workers (scheduler: answering assignments with completions; chain: HTTP workers behind the chain, default 5)")
+	fs.IntVar(&cfg.Functions, "functions", 100, "distinct functions the arrivals cycle through (chain: default 40)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "scheduler: arrivals per second (0: as fast as the window allows)")
+	fs.IntVar(&cfg.Window, "window", 4096, "scheduler: arrivals in flight at most when --rate is 0")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long arrivals are driven (chain: per rate and target, default 15s)")
+	fs.StringVar(&cfg.Policy, "policy", "pull", "scheduler: the scheduler's policy")
+	fs.DurationVar(&cfg.Linger, "linger", 0, "scheduler: the scheduler's producer linger")
+	fs.DurationVar(&cfg.DriverLinger, "driver-linger", 0, "scheduler: linger of the load driver's and no-op bridges' producers (0: the bench default, 2ms; negative: none)")
+	var ch benchchain.Config
+	rates := config.NewList("200", "500", "1000", "2000")
+	fs.Var(rates, "rates", "chain: offered rates, requests per second, each run for --duration")
+	targets := config.NewList("direct", "chain")
+	fs.Var(targets, "targets", "chain: what the load is offered to, side by side at each rate: direct (one no-op worker), chain")
+	direct := fs.Bool("direct", false, "chain: only the baseline, one no-op worker called directly (--targets direct)")
+	fs.BoolVar(&ch.Processes, "processes", false, "chain: run each part as a pullsched process (and report each part's CPU) instead of in this process")
+	fs.DurationVar(&ch.Timeout, "timeout", 10*time.Second, "chain: each request's timeout at the client, also sent as ?timeout=")
+	fs.DurationVar(&ch.Warmup, "warmup", 2*time.Second, "chain: unrecorded load at the lowest rate before the runs (negative: none)")
+	fs.IntVar(&ch.BrokerPID, "broker-pid", 0, "chain: pid of the --brokers Kafka, to report its CPU per request")
+	fs.StringVar(&ch.Binary, "binary", "", "chain --processes: the pullsched executable (default: this one)")
+	fs.StringVar(&ch.LogDir, "log-dir", "", "chain --processes: directory of the parts' logs (default: a new temporary one)")
+	cpuProfile := fs.String("cpuprofile", "", "chain: write a CPU profile of the first chain run here (in-process; samples labelled part=...)")
+	jsonOut := fs.String("json", "", "chain: also write the report as JSON to this file (- for stdout)")
 	return func(ctx context.Context) error {
-		if len(c.args) != 1 || c.args[0] != "scheduler" {
-			return fmt.Errorf("usage: pullsched bench scheduler [--brokers host:port | --embedded] [flags]")
+		if len(c.args) != 1 || (c.args[0] != "scheduler" && c.args[0] != "chain") {
+			return fmt.Errorf("%s", benchUsage)
+		}
+		if c.args[0] == "chain" {
+			return benchChain(ctx, fs, c, ch, cfg, *embedded, rates.Values, targets.Values, *direct, *cpuProfile, *jsonOut)
 		}
 		if !*embedded {
 			if k := c.kafkaConn(); k.TLS.Enabled || k.SASL.Mechanism != "" {
@@ -40,4 +64,73 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 		fmt.Fprintln(c.stdout, res.String())
 		return nil
 	}
+}
+
+// benchChain runs `pullsched bench chain`: the flags shared with bench
+// scheduler take the chain's defaults unless set.
+func benchChain(ctx context.Context, fs *flag.FlagSet, c *common, ch benchchain.Config, sc scheduler.BenchConfig,
+	embedded bool, rates, targets []string, direct bool, cpuProfile, jsonOut string) error {
+	if flagWasSet(fs, "workers") {
+		ch.Workers = sc.Workers
+	}
+	if flagWasSet(fs, "functions") {
+		ch.Functions = sc.Functions
+	}
+	if flagWasSet(fs, "duration") {
+		ch.Duration = sc.Duration
+	}
+	for _, r := range rates {
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || !(v > 0) {
+			return fmt.Errorf("--rates: bad rate %q", r)
+		}
+		ch.Rates = append(ch.Rates, v)
+	}
+	if direct {
+		targets = []string{"direct"}
+	}
+	for _, t := range targets {
+		switch t {
+		case "direct":
+			ch.Direct = true
+		case "chain":
+			ch.Chain = true
+		default:
+			return fmt.Errorf("--targets: unknown target %q (want direct, chain)", t)
+		}
+	}
+	if flagWasSet(fs, "brokers") && !embedded {
+		ch.Kafka = c.kafkaConn()
+	}
+	ch.Partitions = int32(c.partitions)
+	ch.Logger = c.log
+	ch.Progress = c.stderr
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		ch.CPUProfile = f
+	}
+	rep, err := benchchain.Run(ctx, ch)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteTable(c.stdout); err != nil {
+		return err
+	}
+	switch jsonOut {
+	case "":
+	case "-":
+		return rep.WriteJSON(c.stdout)
+	default:
+		f, err := os.Create(jsonOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return rep.WriteJSON(f)
+	}
+	return nil
 }

@@ -1,0 +1,291 @@
+package benchchain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pullsched/pullsched/kafkaconn"
+	"github.com/pullsched/pullsched/topics"
+)
+
+// Config configures a bench run. Zero fields take the defaults documented
+// on each.
+type Config struct {
+	// Rates are the offered rates, requests per second, run in order.
+	// Default 200, 500, 1000, 2000.
+	Rates []float64
+	// Duration is how long each rate is offered. Default 15s.
+	Duration time.Duration
+	// Warmup is how long the lowest rate is offered to each target before
+	// the measured runs, unrecorded. Default 2s; negative: none.
+	Warmup time.Duration
+	// Pause is the quiet time between runs. Default 1s.
+	Pause time.Duration
+	// Workers is the number of no-op workers behind the chain. Default 5.
+	Workers int
+	// Functions is how many functions (f-0 ... f-<n-1>) the requests cycle
+	// through. Default 40.
+	Functions int
+	// Timeout bounds each request at the client; the chain is sent the same
+	// as ?timeout=. Default 10s.
+	Timeout time.Duration
+	// Direct and Chain choose the targets; both false means both. At each
+	// rate the direct run (one no-op worker, called directly) goes first,
+	// so the two are measured side by side.
+	Direct, Chain bool
+	// Kafka reaches the brokers the chain runs on; no Brokers: an embedded
+	// broker (in this process, or a `pullsched broker` process with
+	// Processes). The run's topics get a prefix of their own and, on
+	// given brokers, are deleted at the end.
+	Kafka kafkaconn.Config
+	// Partitions of the arrivals and worker-events topics. Default 8.
+	Partitions int32
+	// Processes runs each part as a process of Binary (the pullsched
+	// command) instead of in this process, and reports each part's CPU.
+	Processes bool
+	// Binary is the pullsched executable. Default: this executable.
+	Binary string
+	// LogDir receives the processes' logs. Default: a temporary directory.
+	LogDir string
+	// BrokerPID, when set, is the pid of the given broker, whose CPU is
+	// then reported as part "broker".
+	BrokerPID int
+	// CPUProfile, when set, receives a CPU profile of the chain's runs; in
+	// process, samples carry the label part=<scheduler|controller|invoker|broker>.
+	CPUProfile io.Writer
+	// Progress receives one line per finished run. Default: none.
+	Progress io.Writer
+	// Logger receives the in-process parts' logs. Default: none.
+	Logger zerolog.Logger
+	// LogLevel is the processes' log level. Default "warn".
+	LogLevel string
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.Rates) == 0 {
+		c.Rates = []float64{200, 500, 1000, 2000}
+	}
+	if c.Duration == 0 {
+		c.Duration = 15 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Pause == 0 {
+		c.Pause = time.Second
+	}
+	if c.Workers == 0 {
+		c.Workers = 5
+	}
+	if c.Functions == 0 {
+		c.Functions = 40
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if !c.Direct && !c.Chain {
+		c.Direct, c.Chain = true, true
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 8
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return c
+}
+
+func (c Config) logLevel() string {
+	if c.LogLevel == "" {
+		return "warn"
+	}
+	return c.LogLevel
+}
+
+// topics is the run's topic configuration: a prefix of its own, so runs
+// on a shared broker never read each other's records.
+func (c Config) topics() topics.Config {
+	tc := topics.Config{Prefix: fmt.Sprintf("benchchain-%d.", time.Now().UnixNano()), Partitions: c.Partitions}
+	if len(c.Kafka.Brokers) == 0 {
+		tc.Replication = 1
+	}
+	return tc
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	for _, r := range c.Rates {
+		if !(r > 0) {
+			return fmt.Errorf("benchchain: rate %g: want > 0", r)
+		}
+	}
+	switch {
+	case c.Duration < 0 || c.Timeout < 0 || c.Pause < 0:
+		return errors.New("benchchain: negative duration")
+	case c.Workers < 1 || c.Functions < 1 || c.Partitions < 1:
+		return errors.New("benchchain: workers, functions and partitions must be at least 1")
+	case c.CPUProfile != nil && c.Processes:
+		return errors.New("benchchain: a CPU profile covers in-process parts only; drop --processes")
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		return nil // the embedded broker
+	}
+	return c.Kafka.Validate()
+}
+
+// Run starts the workers and the chain, offers each rate to each target
+// and returns the report.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return Report{}, err
+	}
+	cfg = cfg.withDefaults()
+	rep := Report{Mode: "in-process", Broker: "embedded", Workers: cfg.Workers}
+	if cfg.Processes {
+		rep.Mode = "processes"
+	}
+	if len(cfg.Kafka.Brokers) > 0 {
+		rep.Broker = fmt.Sprint(cfg.Kafka.Brokers)
+	}
+	workers := make([]*noopWorker, cfg.Workers)
+	for i := range workers {
+		w, err := newNoopWorker()
+		if err != nil {
+			return rep, err
+		}
+		workers[i] = w
+		defer w.close()
+	}
+	meter := cpuMeter{pids: map[string][]int{}}
+	if cfg.BrokerPID > 0 {
+		meter.pids["broker"] = []int{cfg.BrokerPID}
+	}
+	var ch *chain
+	if cfg.Chain {
+		var err error
+		if cfg.Processes {
+			if cfg.Binary == "" {
+				if cfg.Binary, err = os.Executable(); err != nil {
+					return rep, err
+				}
+			}
+			if cfg.LogDir == "" {
+				if cfg.LogDir, err = os.MkdirTemp("", "benchchain-"); err != nil {
+					return rep, err
+				}
+			}
+			fmt.Fprintf(cfg.Progress, "parts' logs in %s\n", cfg.LogDir)
+			ch, err = startProcesses(ctx, cfg, workers)
+		} else {
+			ch, err = startInProcess(ctx, cfg, workers)
+		}
+		if err != nil {
+			return rep, err
+		}
+		defer ch.close()
+		for _, p := range ch.procs {
+			meter.pids[p.kind] = append(meter.pids[p.kind], p.pid())
+		}
+	}
+	client := newClient(cfg.Timeout)
+	defer client.CloseIdleConnections()
+	targets := map[string]*load{}
+	var order []string
+	if cfg.Direct {
+		targets["direct"] = &load{client: client, base: workers[0].URL(), functions: cfg.Functions}
+		order = append(order, "direct")
+	}
+	if cfg.Chain {
+		q := "?timeout=" + strconv.FormatFloat(cfg.Timeout.Seconds(), 'f', -1, 64)
+		targets["chain"] = &load{client: client, base: ch.url, query: q, functions: cfg.Functions}
+		order = append(order, "chain")
+		if err := firstAnswers(ctx, client, ch.url+"/run/f-0"+q, 60*time.Second); err != nil {
+			return rep, err
+		}
+	}
+	if cfg.Warmup > 0 {
+		low := slices.Min(cfg.Rates)
+		for _, t := range order {
+			if _, err := targets[t].run(ctx, t, low, cfg.Warmup); err != nil {
+				return rep, err
+			}
+		}
+	}
+	for _, rate := range cfg.Rates {
+		for _, t := range order {
+			if err := sleep(ctx, cfg.Pause); err != nil {
+				return rep, err
+			}
+			profiling := t == "chain" && cfg.CPUProfile != nil
+			if profiling {
+				if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+					return rep, err
+				}
+			}
+			before := meter.sample()
+			res, err := targets[t].run(ctx, t, rate, cfg.Duration)
+			after := meter.sample()
+			if profiling {
+				pprof.StopCPUProfile()
+				cfg.CPUProfile = nil // one profile: the first chain run
+			}
+			if err != nil {
+				return rep, err
+			}
+			res.CPU = perRequest(before, after, res.Sent)
+			if t == "direct" { // only the client and one worker worked; the chain idled
+				res.CPU = map[string]float64{"bench": res.CPU["bench"]}
+			}
+			rep.Results = append(rep.Results, res)
+			fmt.Fprintf(cfg.Progress, "%-6s %6g/s: achieved %.1f/s p50 %.2f p99 %.2f max %.1f ms %s\n", t, rate, res.Achieved,
+				res.P50, res.P99, res.Max, statusString(res.Statuses))
+		}
+	}
+	return rep, nil
+}
+
+// firstAnswers sends one request at a time to url until ten in a row are
+// answered 200: the scheduler has seen the workers, the bridges and the
+// results path work.
+func firstAnswers(ctx context.Context, client *http.Client, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	streak := 0
+	last := ""
+	for streak < 10 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("benchchain: the chain did not answer 200 ten times in a row within %s (last: %s)", timeout, last)
+		}
+		o := (&load{client: client}).one(ctx, url, time.Now())
+		if o.status == "200" {
+			streak++
+			continue
+		}
+		streak, last = 0, o.status
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
