@@ -44,7 +44,7 @@ var commands = []command{
 	{"workersim", "run a simulated OpenLambda worker", setupWorkersim},
 	{"loadgen", "drive the Hiku workload against a controller", setupLoadgen},
 	{"eval", "compare policies on the Hiku workload in fresh simulated clusters", setupEval},
-	{"bench", "benchmark a part: bench scheduler", setupBench},
+	{"bench", "benchmark a part or the whole chain: bench scheduler|chain", setupBench},
 	{"health", "probe a part's /readyz (a workersim's /status): the container health check", setupHealth},
 	{"chaos", "start the parts as processes against a Kafka and inject faults under load: chaos [--short]", setupChaos},
 }
