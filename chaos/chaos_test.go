@@ -208,6 +208,10 @@ func TestTally(t *testing.T) {
 				t.Errorf("bad before %d, after %d, recovery %v; want 0, 1, 0", r.BadBefore, r.BadAfter, r.RecoverySec)
 			}
 		}},
+		{name: "no_workers with workers up", failWith: "1 request(s) answered 503 no_workers", mutate: func(s []Sample, o *Observed) {
+			s[600].Status, s[600].Reason = 503, ReasonNoWorkers
+			o.Bound = time.Hour
+		}},
 		{name: "a stuck part", failWith: "not ready or stuck", mutate: func(s []Sample, o *Observed) {
 			o.NotReady = []string{"scheduler-1: 1 stuck partition(s)"}
 		}},
@@ -256,6 +260,8 @@ func TestSampleStatusKey(t *testing.T) {
 	}{
 		{Sample{Status: 200}, "200"},
 		{Sample{Status: 503, Outcome: "unknown"}, "503/unknown"},
+		{Sample{Status: 503, Reason: "unavailable", Outcome: "unknown"}, "503 unavailable/unknown"},
+		{Sample{Status: 504, Reason: "timeout"}, "504 timeout"},
 		{Sample{Err: ErrHang}, "hang"},
 		{Sample{Err: ErrRefused}, "refused"},
 	} {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,9 +74,9 @@ func (l *loader) drive(ctx context.Context, scenario string, start time.Time, d 
 func (l *loader) send(ctx context.Context, start time.Time, s *Sample) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout+l.slack)
 	defer cancel()
-	body := `{"chaos":"` + s.Nonce + `"}`
+	payload := `{"chaos":"` + s.Nonce + `"}`
 	url := fmt.Sprintf("%s/run/%s?timeout=%s", l.base, s.Fn, l.timeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(payload))
 	if err != nil {
 		s.Err, s.Done = ErrRefused, time.Since(start)
 		return
@@ -83,8 +84,12 @@ func (l *loader) send(ctx context.Context, start time.Time, s *Sample) {
 	req.Header.Set("Content-Type", "application/json")
 	s.Sent = time.Since(start)
 	resp, err := l.client.Do(req)
+	var body []byte
 	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
+		body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+		}
 		resp.Body.Close()
 	}
 	s.Done = time.Since(start)
@@ -97,6 +102,14 @@ func (l *loader) send(ctx context.Context, start time.Time, s *Sample) {
 		s.Status = resp.StatusCode
 		s.Outcome = resp.Header.Get("X-Outcome")
 		s.Worker = resp.Header.Get("X-Worker")
+		if s.Status != http.StatusOK {
+			var e struct {
+				Reason string `json:"reason"`
+			}
+			if json.Unmarshal(body, &e) == nil {
+				s.Reason = e.Reason
+			}
+		}
 	}
 }
 

@@ -31,7 +31,12 @@ type Sample struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Worker is the X-Worker header.
 	Worker string `json:"worker,omitempty"`
+	// Reason is the reason of an error answer ({"error", "reason"}).
+	Reason string `json:"reason,omitempty"`
 }
+
+// ReasonNoWorkers is the reason of a 503 when no worker is in rotation.
+const ReasonNoWorkers = "no_workers"
 
 // Sample errors.
 const (
@@ -51,12 +56,16 @@ func (s Sample) Good(slow time.Duration) bool {
 }
 
 // StatusKey is how s is counted in Result.ByStatus: the status code, with
-// "/unknown" for an X-Outcome: unknown answer, or the error.
+// the reason of an error answer and "/unknown" for an X-Outcome: unknown
+// one ("503 unavailable/unknown"), or the error.
 func (s Sample) StatusKey() string {
 	if s.Err != "" {
 		return s.Err
 	}
 	k := strconv.Itoa(s.Status)
+	if s.Reason != "" {
+		k += " " + s.Reason
+	}
 	if s.Outcome != "" {
 		k += "/" + s.Outcome
 	}
@@ -141,8 +150,11 @@ type Result struct {
 	// BadAfter counts requests sent from the fault on that were not good.
 	BadAfter int `json:"bad_after"`
 	Refused  int `json:"refused"`
-	Hangs    int `json:"hangs"`
-	Late     int `json:"late"`
+	// NoWorkers counts 503 no_workers answers: at most one of four workers
+	// is ever down, so each is a worker judged out of rotation wrongly.
+	NoWorkers int `json:"no_workers"`
+	Hangs     int `json:"hangs"`
+	Late      int `json:"late"`
 	// Executions is the number of executions the proxy saw of this
 	// scenario's requests; Duplicates the executions beyond the first.
 	Executions    int     `json:"executions"`
@@ -194,6 +206,9 @@ func Tally(sc Scenario, samples []Sample, obs Observed, th Thresholds) Result {
 	for _, s := range samples {
 		r.ByStatus[s.StatusKey()]++
 		lastSent = max(lastSent, s.Intended)
+		if s.Reason == ReasonNoWorkers {
+			r.NoWorkers++
+		}
 		switch s.Err {
 		case ErrRefused:
 			r.Refused++
@@ -268,6 +283,9 @@ func Tally(sc Scenario, samples []Sample, obs Observed, th Thresholds) Result {
 	if r.DuplicateRate > th.DupBudget {
 		fail("%d duplicate execution(s) among %d accepted requests (%.3f%% > %.3f%%)",
 			r.Duplicates, r.Accepted, 100*r.DuplicateRate, 100*th.DupBudget)
+	}
+	if r.NoWorkers > 0 {
+		fail("%d request(s) answered 503 %s with at most one worker down", r.NoWorkers, ReasonNoWorkers)
 	}
 	if r.Unexecuted200 > 0 {
 		fail("%d request(s) answered 200 that no worker executed", r.Unexecuted200)
