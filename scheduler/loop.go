@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -30,7 +30,7 @@ const (
 // job is one arrival this replica holds.
 type job struct {
 	a       *topics.Arrival
-	d       *consumer.Delivery
+	d       delivery
 	part    int32
 	phase   phase
 	worker  string
@@ -47,9 +47,32 @@ type job struct {
 	span trace.Span // tracing: the schedule span (trace.go); nil while tracing is off
 }
 
-// state is everything the loop goroutine owns.
+// delivery is a consumed record as the core sees it: Done marks its offset
+// as committable. *consumer.Delivery in the driver; a recorder in tests.
+type delivery interface{ Done() }
+
+// input is one record of a polled batch, decoded.
+type input struct {
+	rec *kgo.Record
+	ev  topics.Event
+	d   delivery
+}
+
+// effect is a record the core wants published. The driver publishes it and
+// hands the broker's answer to done on the loop goroutine.
+type effect struct {
+	ctx   context.Context // carries the trace context, if any
+	topic string
+	ev    topics.Event
+	done  func(error)
+}
+
+// state is the scheduler's core, everything the loop goroutine owns: jobs,
+// the pending queue, timeouts, the worker registry and the rebalance
+// bookkeeping. It never touches Kafka: it takes decoded records, acks and
+// ticks, marks deliveries done, and queues the records to publish in out,
+// which the driver (Scheduler) publishes after each call.
 type state struct {
-	s     *Scheduler
 	cfg   Config
 	log   zerolog.Logger
 	m     *metrics
@@ -77,10 +100,14 @@ type state struct {
 	dirty   bool // something may have freed capacity: drain the pending queue
 
 	lastSweep time.Time
+
+	names     topics.Names
+	out       []effect            // to publish; taken by the driver
+	provision func(worker string) // asks for a worker's invoker topic; nil: none
+	ctx       context.Context     // parent of trace contexts
 }
 
-func newState(s *Scheduler) (*state, error) {
-	cfg := s.cfg
+func newState(cfg Config, names topics.Names, m *metrics, log zerolog.Logger) (*state, error) {
 	pol, err := policy.New(cfg.Policy, cfg.PolicyConfig)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
@@ -93,8 +120,8 @@ func newState(s *Scheduler) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	st := &state{adopt: map[string]string{},
-		s: s, cfg: cfg, log: s.log, m: s.m, pol: pol, pname: pol.Name(), pend: pend, est: est,
+	st := &state{adopt: map[string]string{}, names: names, ctx: context.Background(),
+		cfg: cfg, log: log, m: m, pol: pol, pname: pol.Name(), pend: pend, est: est,
 		jobs: map[string]*job{}, seen: newRecentSet(cfg.RecentIDs),
 		fnPart: map[string]int32{}, skipTo: map[int32]int64{}, workers: map[string]*worker{}, owned: map[int32]bool{},
 		feed: workerFeed{applied: map[int32]int64{}},
@@ -108,21 +135,33 @@ func newState(s *Scheduler) (*state, error) {
 
 func (st *state) now() time.Time { return st.cfg.Clock() }
 
+// emit queues ev for publishing on topic; done gets the broker's answer.
+func (st *state) emit(ctx context.Context, topic string, ev topics.Event, done func(error)) {
+	st.out = append(st.out, effect{ctx: ctx, topic: topic, ev: ev, done: done})
+}
+
+// takeOut returns the queued effects, reusing buf for the next round.
+func (st *state) takeOut(buf []effect) []effect {
+	out := st.out
+	st.out = buf[:0]
+	return out
+}
+
 // handleBatch decides a polled batch: arrivals are placed, queued or
 // rejected; completions and evictions feed the policy.
-func (st *state) handleBatch(batch []*consumer.Delivery) {
+func (st *state) handleBatch(batch []input) {
 	now := st.now()
-	arrivals := st.s.names.Arrivals()
-	for _, d := range batch {
-		r := d.Record
-		switch ev := d.Event.(type) {
+	arrivals := st.names.Arrivals()
+	for _, in := range batch {
+		r, d := in.rec, in.d
+		switch ev := in.ev.(type) {
 		case *topics.Arrival:
 			if r.Topic != arrivals {
 				d.Done()
 				continue
 			}
 			st.fnPart[ev.Function] = r.Partition
-			st.arrival(ev, d, now)
+			st.arrival(ev, in, now)
 		case *topics.Completion:
 			st.fnPart[ev.Function] = r.Partition
 			if end, ok := st.skipTo[r.Partition]; ok && r.Offset < end && st.jobs[ev.ID] == nil {
@@ -145,7 +184,8 @@ func (st *state) handleBatch(batch []*consumer.Delivery) {
 }
 
 // arrival admits one arrival.
-func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time) {
+func (st *state) arrival(a *topics.Arrival, in input, now time.Time) {
+	d := in.d
 	if st.jobs[a.ID] != nil || st.seen.has(a.ID) {
 		st.m.duplicates.WithLabelValues("redelivered").Inc()
 		st.log.Debug().Str("id", a.ID).Str("fn", a.Function).Msg("arrival seen before; not assigned again")
@@ -160,8 +200,8 @@ func (st *state) arrival(a *topics.Arrival, d *consumer.Delivery, now time.Time)
 		d.Done()
 		return
 	}
-	j := &job{a: a, d: d, part: d.Record.Partition, hidx: -1, dl: a.Deadline}
-	st.traceStart(j)
+	j := &job{a: a, d: d, part: in.rec.Partition, hidx: -1, dl: a.Deadline}
+	st.traceStart(j, in.rec)
 	if j.dl.IsZero() {
 		base := a.Arrived
 		if base.IsZero() || base.After(now) {
@@ -335,8 +375,8 @@ func (st *state) assign(j *job, dec policy.Decision, now time.Time) {
 		Class: a.Class, Warm: dec.Warm, Arrived: a.Arrived, Assigned: now, Deadline: a.Deadline, Scheduler: st.cfg.ID,
 	}
 	gen := j.gen
-	st.s.prod.PublishAsync(st.traceAssigned(j, outcome), st.s.names.Invoker(dec.Worker), asg, func(err error) {
-		st.s.inbox.put(func() { st.assignAcked(j, gen, err) })
+	st.emit(st.traceAssigned(j, outcome), st.names.Invoker(dec.Worker), asg, func(err error) {
+		st.assignAcked(j, gen, err)
 	})
 }
 
@@ -394,12 +434,10 @@ func (st *state) reject(j *job, status int, reason, msg string) {
 		Worker: j.worker, Source: "scheduler", At: st.now()}
 	d := j.d
 	id := j.a.ID
-	st.s.prod.PublishAsync(j.traceCtx(st.s.loopCtx), st.s.names.Results(j.a.Reply), res, func(err error) {
+	st.emit(j.traceCtx(st.ctx), st.names.Results(j.a.Reply), res, func(err error) {
 		if err != nil {
-			st.s.inbox.put(func() {
-				st.m.produceErrors.WithLabelValues("result").Inc()
-				st.log.Warn().Err(err).Str("id", id).Msg("result not published")
-			})
+			st.m.produceErrors.WithLabelValues("result").Inc()
+			st.log.Warn().Err(err).Str("id", id).Msg("result not published")
 		}
 		// Done either way: a result that cannot be written must not stop
 		// the partition; the caller's own timeout answers it.
@@ -545,7 +583,7 @@ func (st *state) assigned(parts map[string][]int32, rb rebuildResult) {
 		st.skipTo[p] = end
 	}
 	st.adopt = rb.adopt
-	for _, p := range parts[st.s.names.Arrivals()] {
+	for _, p := range parts[st.names.Arrivals()] {
 		st.owned[p] = true
 	}
 	n := 0
@@ -563,28 +601,20 @@ func (st *state) assigned(parts map[string][]int32, rb rebuildResult) {
 	st.afterChanges()
 }
 
-// revoked lets partitions go: produces in flight are flushed so their
-// arrivals can be marked done (and committed by the consumer right after),
-// then every book of those partitions is dropped; their unfinished records
-// go to the next owner.
+// revoked lets partitions go: every book of those partitions is dropped;
+// their unfinished records go to the next owner. The driver has flushed
+// the produces in flight and applied their answers first, so arrivals whose
+// assignment was acknowledged are marked done (and committed by the
+// consumer right after) rather than handed over.
 func (st *state) revoked(parts map[string][]int32) {
 	ps := map[int32]bool{}
-	for _, p := range parts[st.s.names.Arrivals()] {
+	for _, p := range parts[st.names.Arrivals()] {
 		ps[p] = true
 		delete(st.owned, p)
 	}
-	wps := parts[st.s.names.WorkerEvents()]
+	wps := parts[st.names.WorkerEvents()]
 	if len(ps) == 0 && len(wps) == 0 {
 		return
-	}
-	ctx, cancel := context.WithTimeout(st.s.loopCtx, st.cfg.RevokeFlush)
-	if err := st.s.prod.Flush(ctx); err != nil {
-		st.log.Warn().Err(err).Msg("flush on revoke incomplete; unacknowledged assignments will be re-sent by the next owner")
-	}
-	cancel()
-	// Apply the acknowledgements that the flush brought in.
-	for _, f := range st.s.inbox.take(nil) {
-		f()
 	}
 	now := st.now()
 	dropped, unacked := 0, 0

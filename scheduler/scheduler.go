@@ -42,7 +42,11 @@ type Scheduler struct {
 	stopped chan struct{} // closed when the loop goroutine has returned
 
 	prov *provisioner
-	st   *state // owned by the loop goroutine
+	st   *state // the core; owned by the loop goroutine
+
+	// Owned by the loop goroutine: buffers reused between batches.
+	inBuf  []input
+	outBuf []effect
 
 	cons     atomic.Pointer[consumer.Consumer] // set by Run once created
 	workerDL workerLetters                     // dead letters of the workers topic
@@ -94,7 +98,7 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 		return nil, err
 	}
-	st, err := newState(s)
+	st, err := newState(cfg, s.names, s.m, s.log)
 	if err != nil {
 		if s.srv != nil {
 			_ = s.srv.Close()
@@ -184,6 +188,8 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	// The loop, and the helpers that feed it.
 	loopCtx, loopStop := context.WithCancel(context.Background())
 	s.loopCtx = loopCtx
+	s.prov = newProvisioner(s)
+	s.st.provision, s.st.ctx = s.prov.request, loopCtx // before the loop reads them
 	var loopWG sync.WaitGroup
 	loopWG.Add(1)
 	go func() {
@@ -199,7 +205,6 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		loopStop()
 		loopWG.Wait()
 	}()
-	s.prov = newProvisioner(s)
 	helpWG.Add(1)
 	go func() {
 		defer helpWG.Done()
@@ -367,6 +372,35 @@ func (s *Scheduler) loop(ctx context.Context) {
 		case <-t.C:
 			s.st.tick()
 		}
+		s.apply()
+	}
+}
+
+// apply publishes the records the core queued; each broker answer goes
+// back to the core through the inbox.
+func (s *Scheduler) apply() {
+	out := s.st.takeOut(s.outBuf)
+	for i, e := range out {
+		s.prod.PublishAsync(e.ctx, e.topic, e.ev, func(err error) {
+			s.inbox.put(func() { e.done(err) })
+		})
+		out[i] = effect{}
+	}
+	s.outBuf = out[:0]
+}
+
+// settle publishes what the core queued, waits (up to RevokeFlush) for
+// every produce in flight and hands their answers to the core, so that a
+// revoke marks acknowledged assignments done before the partitions go.
+func (s *Scheduler) settle() {
+	s.apply()
+	ctx, cancel := context.WithTimeout(s.loopCtx, s.cfg.RevokeFlush)
+	if err := s.prod.Flush(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("flush on revoke incomplete; unacknowledged assignments will be re-sent by the next owner")
+	}
+	cancel()
+	for _, f := range s.inbox.take(nil) {
+		f()
 	}
 }
 
@@ -376,7 +410,15 @@ type handler struct{ s *Scheduler }
 // Handle implements consumer.Handler: the batch is decided and its
 // produces issued on the loop; acknowledgements arrive later.
 func (h handler) Handle(_ context.Context, batch []*consumer.Delivery) {
-	h.s.do(func() { h.s.st.handleBatch(batch) })
+	h.s.do(func() {
+		in := h.s.inBuf[:0]
+		for _, d := range batch {
+			in = append(in, input{rec: d.Record, ev: d.Event, d: d})
+		}
+		h.s.st.handleBatch(in)
+		clear(in)
+		h.s.inBuf = in[:0]
+	})
 }
 
 // Assigned implements consumer.Handler: the idle state of the new
@@ -390,7 +432,10 @@ func (h handler) Assigned(ctx context.Context, parts map[string][]int32) {
 
 // Revoked implements consumer.Handler.
 func (h handler) Revoked(_ context.Context, parts map[string][]int32) {
-	h.s.do(func() { h.s.st.revoked(parts) })
+	h.s.do(func() {
+		h.s.settle()
+		h.s.st.revoked(parts)
+	})
 }
 
 // sampleLag sets the consumer-lag gauge every LagInterval.

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -17,11 +18,11 @@ import (
 
 // traceStart opens j's schedule span, after recording its arrival's wait
 // in Kafka, both in the trace its record carries.
-func (st *state) traceStart(j *job) {
+func (st *state) traceStart(j *job, rec *kgo.Record) {
 	if !tracing.Enabled() {
 		return
 	}
-	_, j.span = tracing.Received(st.s.loopCtx, j.d.Record, tracing.SpanArrivalWait, tracing.SpanSchedule,
+	_, j.span = tracing.Received(st.ctx, rec, tracing.SpanArrivalWait, tracing.SpanSchedule,
 		tracing.AttrActivation.String(j.a.ID), tracing.AttrFunction.String(j.a.Function),
 		attribute.String("pullsched.policy", st.pname))
 }
@@ -41,10 +42,10 @@ func (j *job) traceEvent(name string) {
 // assignment is published under.
 func (st *state) traceAssigned(j *job, outcome string) context.Context {
 	if j.span == nil {
-		return st.s.loopCtx
+		return st.ctx
 	}
 	j.span.SetAttributes(tracing.AttrWorker.String(j.worker), tracing.AttrOutcome.String(outcome))
-	return trace.ContextWithSpan(st.s.loopCtx, j.span)
+	return trace.ContextWithSpan(st.ctx, j.span)
 }
 
 // traceAcked ends j's span once its assignment is acknowledged.

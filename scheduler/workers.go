@@ -105,9 +105,9 @@ func (st *state) workerRecord(rec *topics.Worker, ts time.Time, part int32, off 
 		w = &worker{}
 		st.workers[rec.ID] = w
 	}
-	if rec.State != topics.WorkerRemoved && !w.requested && st.s.prov != nil {
+	if rec.State != topics.WorkerRemoved && !w.requested && st.provision != nil {
 		w.requested = true
-		st.s.prov.request(rec.ID)
+		st.provision(rec.ID)
 	}
 	if rec.Bridge == "" && rec.State == topics.WorkerActive && w.rec.Bridge != "" {
 		return // the admin API (re-)adds a worker its bridge already serves

@@ -6,7 +6,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/topics"
@@ -206,7 +205,7 @@ func TestWorkersTopicOutage(t *testing.T) {
 	}
 	now := r.clock.Now()
 	a := &topics.Arrival{ID: topics.NewID(), Function: "f", Arrived: now}
-	st.arrival(a, &consumer.Delivery{Record: &kgo.Record{}}, now)
+	st.arrival(a, input{rec: &kgo.Record{}, ev: a, d: &marker{}}, now)
 	if j := st.jobs[a.ID]; j == nil || j.phase != phasePending || st.pend.Len() != 1 {
 		t.Fatalf("arrival while deaf: want pending, got job %+v, pending %d", j, st.pend.Len())
 	}
