@@ -251,3 +251,30 @@ func TestCoreRejects(t *testing.T) {
 		t.Fatalf("over the pending cap: %+v, want 429 overloaded", res)
 	}
 }
+
+// The timeout heap pops jobs in timeout order, and a removed job (its
+// completion came) is never popped.
+func TestTimeoutHeap(t *testing.T) {
+	var h timeoutHeap
+	t0 := time.Unix(0, 0)
+	jobs := map[int]*job{}
+	for _, s := range []int{5, 1, 4, 2, 3} {
+		jobs[s] = &job{timeout: t0.Add(time.Duration(s) * time.Second), hidx: -1}
+		h.push(jobs[s])
+	}
+	h.remove(jobs[4])
+	h.remove(jobs[4]) // twice: harmless
+	if jobs[4].hidx != -1 {
+		t.Fatalf("removed job keeps index %d", jobs[4].hidx)
+	}
+	if j := h.due(t0); j != nil {
+		t.Fatalf("due before any timeout: %v", j.timeout)
+	}
+	var got []int
+	for j := h.due(t0.Add(time.Hour)); j != nil; j = h.due(t0.Add(time.Hour)) {
+		got = append(got, int(j.timeout.Sub(t0)/time.Second))
+	}
+	if want := []int{1, 2, 3, 5}; len(got) != len(want) || got[0] != 1 || got[1] != 2 || got[2] != 3 || got[3] != 5 {
+		t.Fatalf("popped %v, want %v", got, want)
+	}
+}
