@@ -6,8 +6,10 @@
 //  1. PULLSCHED_IT_BROKERS (comma-separated host:port list): an external
 //     broker, e.g. the Apache Kafka that scripts/kafka.sh starts in CI. All
 //     tests share it, so each test works under its own topic prefix.
-//  2. testcontainers' Kafka module, when a Docker engine answers a ping
-//     within two seconds (set PULLSCHED_IT_NO_DOCKER=1 to skip it). One
+//  2. A Kafka container started with testcontainers, when a Docker engine
+//     answers a ping within two seconds (set PULLSCHED_IT_NO_DOCKER=1 to
+//     skip it): PULLSCHED_IT_KAFKA_IMAGE, default apache/kafka, as a
+//     generic container on the host network (see testcontainers.go). One
 //     container serves the whole test binary when TestMain calls Main.
 //  3. The embedded kfake broker of package broker, one per test.
 //
@@ -21,7 +23,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,7 +35,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/testcontainers/testcontainers-go"
-	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,11 +61,12 @@ const (
 	EnvKafkaImage = "PULLSCHED_IT_KAFKA_IMAGE"
 )
 
-// DefaultKafkaImage is the image testcontainers runs. The Kafka module in
-// go.mod (v0.40.0) starts brokers through the Confluent image's start
-// scripts, so it cannot run the apache/kafka image; confluent-local 7.5
-// carries Apache Kafka 3.5.
-const DefaultKafkaImage = "confluentinc/confluent-local:7.5.0"
+// DefaultKafkaImage is the image testcontainers runs unless EnvKafkaImage
+// names another: the public Apache Kafka image, the version
+// docker-compose.yml runs. Any image that takes the same environment
+// works; scripts/docker-ci.sh passes pullsched-ci/kafka, built from Maven
+// Central's jars, where no registry can be reached.
+const DefaultKafkaImage = "apache/kafka:3.9.1"
 
 // Env is the broker a test talks to.
 type Env struct {
@@ -120,6 +121,7 @@ type choice struct {
 	kind   string
 	seeds  []string // external only
 	reason string
+	ryuk   string // testcontainers only: whether its reaper runs, and why
 }
 
 var (
@@ -130,7 +132,7 @@ var (
 	mainActive atomic.Bool
 
 	sharedMu    sync.Mutex
-	shared      *tckafka.KafkaContainer
+	shared      testcontainers.Container
 	sharedErr   error
 	sharedSeeds []string
 )
@@ -157,7 +159,9 @@ func choose() choice {
 			chosen = choice{kind: KindEmbedded, reason: "no Docker engine: " + err.Error()}
 			return
 		}
-		chosen = choice{kind: KindTestcontainers, reason: "a Docker engine answers"}
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer rcancel()
+		chosen = choice{kind: KindTestcontainers, reason: "a Docker engine answers", ryuk: decideRyuk(rctx)}
 	})
 	return chosen
 }
@@ -221,8 +225,23 @@ func Main(m *testing.M) int {
 	mainActive.Store(true)
 	c := choose()
 	fmt.Printf("it: broker kind %s (%s)\n", c.kind, c.reason)
-	if c.kind == KindExternal {
+	switch c.kind {
+	case KindExternal:
 		fmt.Printf("it: external broker: %s\n", Describe(c.seeds))
+	case KindTestcontainers:
+		// Started before the tests, so the log says what runs them; a
+		// failure here fails every test that asks for the broker.
+		fmt.Printf("it: testcontainers: image %s on the host network; %s\n", kafkaImage(), c.ryuk)
+		start := time.Now()
+		sharedMu.Lock()
+		shared, sharedSeeds, sharedErr = startShared()
+		seeds, err := sharedSeeds, sharedErr
+		sharedMu.Unlock()
+		if err != nil {
+			fmt.Printf("it: testcontainers broker did not start: %v\n", err)
+		} else {
+			fmt.Printf("it: testcontainers broker up in %.1fs: %s\n", time.Since(start).Seconds(), Describe(seeds))
+		}
 	}
 	code := m.Run()
 	sharedMu.Lock()
@@ -290,12 +309,8 @@ func reachable(seeds []string, timeout time.Duration) error {
 // containerSeeds returns the seeds of a Kafka container: the shared one
 // when Main runs the binary, else one of the test's own.
 func containerSeeds(t testing.TB) ([]string, error) {
-	image := DefaultKafkaImage
-	if v := os.Getenv(EnvKafkaImage); v != "" {
-		image = v
-	}
 	if !mainActive.Load() {
-		c, s, err := runContainer(image)
+		c, s, err := runContainer(kafkaImage())
 		if c != nil {
 			t.Cleanup(func() {
 				if err := testcontainers.TerminateContainer(c); err != nil {
@@ -308,55 +323,31 @@ func containerSeeds(t testing.TB) ([]string, error) {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared == nil && sharedErr == nil {
-		shared, sharedSeeds, sharedErr = runContainer(image)
-		if sharedErr != nil && shared != nil {
-			_ = testcontainers.TerminateContainer(shared)
-			shared = nil
-		}
+		shared, sharedSeeds, sharedErr = startShared()
 	}
 	return sharedSeeds, sharedErr
 }
 
-func runContainer(image string) (*tckafka.KafkaContainer, []string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c, err := tckafka.Run(ctx, image, tckafka.WithClusterID("pullsched-it"))
-	if err != nil {
-		return c, nil, fmt.Errorf("start %s: %w", image, err)
+// startShared starts the binary's shared container; on failure it
+// terminates what was created and returns no container.
+func startShared() (testcontainers.Container, []string, error) {
+	c, s, err := runContainer(kafkaImage())
+	if err != nil && c != nil {
+		_ = testcontainers.TerminateContainer(c)
+		c = nil
 	}
-	s, err := c.Brokers(ctx)
-	if err != nil {
-		return c, nil, fmt.Errorf("brokers of %s: %w", image, err)
-	}
-	return c, s, nil
+	return c, s, err
 }
 
 // pingDocker asks the Docker engine named by DOCKER_HOST, or found at a
 // usual socket path, for /_ping. It returns nil only on a 200 answer.
 func pingDocker(ctx context.Context) error {
-	network, addr, err := dockerAddr()
+	code, _, err := dockerAPI(ctx, http.MethodGet, "/_ping", nil)
 	if err != nil {
 		return err
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return fmt.Errorf("ping %s %s: %w", network, addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ping %s %s: status %s", network, addr, resp.Status)
+	if code != http.StatusOK {
+		return fmt.Errorf("ping: status %d", code)
 	}
 	return nil
 }
