@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # pullsched: the one static binary in an otherwise empty image, run as a
 # non-root user. Every part is a subcommand; every setting a PULLSCHED_*
 # variable (see the README's deploy section and docker-compose.yml).
@@ -7,10 +5,20 @@
 #   docker build -t pullsched:local .
 #   docker run --rm -p 9020:9020 pullsched:local        # dev: all parts, embedded broker
 #   docker run --rm pullsched:local scheduler -h        # any part's flags
+#
+# The base images are build arguments whose defaults are the public images;
+# scripts/docker-ci.sh passes images it built from package registries
+# (GO_IMAGE=pullsched-ci/golang:...), for machines without an image registry.
+# The build stage needs a Go toolchain, /etc/ssl/certs/ca-certificates.crt
+# and the Go module proxy; the final stage needs nothing. BuildKit (the
+# default builder since Docker 23; DOCKER_BUILDKIT=1 before) is required for
+# the cache mounts.
 
 ARG GO_VERSION=1.26
+ARG GO_IMAGE=golang:${GO_VERSION}-alpine
+ARG RUNTIME_IMAGE=scratch
 
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-alpine AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 # Modules first, so source edits do not invalidate the download layer.
 COPY go.mod go.sum ./
@@ -28,7 +36,7 @@ RUN mkdir -p /out/etc \
  && echo 'pullsched:x:65532:65532:pullsched:/nonexistent:/sbin/nologin' > /out/etc/passwd \
  && echo 'pullsched:x:65532:' > /out/etc/group
 
-FROM scratch
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/etc/passwd /out/etc/group /etc/
 COPY --from=build /out/pullsched /usr/local/bin/pullsched

@@ -31,7 +31,10 @@ import (
 // subcommand or an address the binary would not agree with.
 
 const (
-	composeFile    = "../../docker-compose.yml"
+	composeFile = "../../docker-compose.yml"
+	// composeCIFile is CI's override: every service on the host network,
+	// on loopback addresses (scripts/docker-ci.sh runs the two together).
+	composeCIFile  = "../../docker-compose.ci.yml"
 	dockerfilePath = "../../Dockerfile"
 	// profileOpenLambda is the profile of bridges for real OpenLambda workers.
 	profileOpenLambda = "openlambda"
@@ -41,10 +44,23 @@ const (
 // empty environment, so the file's own defaults apply.
 func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{composeFile},
+	return loadComposeFiles(t, []string{composeFile}, nil, profiles...)
+}
+
+// loadComposeCI loads the compose file with CI's override on top.
+func loadComposeCI(t *testing.T, profiles ...string) *types.Project {
+	t.Helper()
+	return loadComposeFiles(t, []string{composeFile, composeCIFile}, nil, profiles...)
+}
+
+// loadComposeFiles loads files, later ones overriding earlier ones, in the
+// environment env ("KEY=value" entries).
+func loadComposeFiles(t *testing.T, files, env []string, profiles ...string) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions(files,
 		cli.WithName("pullsched"),
 		cli.WithWorkingDirectory(filepath.Dir(composeFile)),
-		cli.WithEnv(nil),
+		cli.WithEnv(env),
 		cli.WithProfiles(profiles),
 	)
 	if err != nil {
@@ -169,12 +185,13 @@ func sortedNames(s types.Services) []string {
 	return names
 }
 
-// kafkaListeners returns the advertised listener addresses of the
-// apache/kafka service, by listener name, and the service's name.
+// kafkaListeners returns the advertised listener addresses of the Kafka
+// service (the one not built here that is configured as apache/kafka's
+// image is, by KAFKA_* variables), by listener name, and the service's name.
 func kafkaListeners(p *types.Project) (service string, adv map[string]string, err error) {
 	for _, name := range sortedNames(p.Services) {
 		svc := p.Services[name]
-		if !strings.HasPrefix(svc.Image, "apache/kafka:") {
+		if svc.Build != nil || svc.Environment["KAFKA_PROCESS_ROLES"] == nil {
 			continue
 		}
 		v := svc.Environment["KAFKA_ADVERTISED_LISTENERS"]
@@ -191,16 +208,62 @@ func kafkaListeners(p *types.Project) (service string, adv map[string]string, er
 		}
 		return name, adv, nil
 	}
-	return "", nil, errors.New("no apache/kafka service")
+	return "", nil, errors.New("no Kafka service (KAFKA_PROCESS_ROLES in its environment)")
+}
+
+// isLoopback reports whether host is a loopback address (not a name).
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hostNetwork reports whether p puts its services on the host network (as
+// CI's override does) and names the services that break the rule: either
+// every service is on the host network or none is.
+func hostNetwork(p *types.Project) (host bool, offenders []string) {
+	var on, off []string
+	for _, name := range sortedNames(p.Services) {
+		if p.Services[name].NetworkMode == "host" {
+			on = append(on, name)
+		} else {
+			off = append(off, name)
+		}
+	}
+	if len(on) == 0 {
+		return false, nil
+	}
+	return true, off
 }
 
 // checkCompose returns every way p disagrees with the binary or itself.
+// Services on the compose network reach each other by service name and
+// publish their ports; with every service on the host network (CI's
+// override) each part listens on a loopback address of its own and is
+// reached there, and nothing is published.
 func checkCompose(p *types.Project) []error {
 	ps, errs := parts(p)
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	byName := map[string]part{}
 	for _, pt := range ps {
 		byName[pt.name] = pt
+	}
+	hostNet, offenders := hostNetwork(p)
+	for _, name := range offenders {
+		fail("%s: network_mode %q; the other services are on the host network", name, p.Services[name].NetworkMode)
+	}
+	if hostNet {
+		for _, name := range sortedNames(p.Services) {
+			svc := p.Services[name]
+			if len(svc.Ports) > 0 {
+				fail("%s: publishes ports on the host network, where they mean nothing", name)
+			}
+			if svc.Hostname != "" {
+				fail("%s: hostname %q on the host network", name, svc.Hostname)
+			}
+			if len(svc.ExtraHosts) > 0 {
+				fail("%s: extra_hosts on the host network", name)
+			}
+		}
 	}
 
 	// One image for every part, so compose builds it once.
@@ -221,6 +284,14 @@ func checkCompose(p *types.Project) []error {
 	internal := map[string]bool{}
 	for lname, addr := range adv {
 		host, port, _ := net.SplitHostPort(addr)
+		if hostNet {
+			if isLoopback(host) {
+				internal[addr] = true
+			} else {
+				fail("%s: listener %s advertises %s, not a loopback address", kafka, lname, addr)
+			}
+			continue
+		}
 		if host == kafka || host == p.Services[kafka].Hostname {
 			internal[addr] = true
 			continue
@@ -235,7 +306,33 @@ func checkCompose(p *types.Project) []error {
 		}
 	}
 	if len(internal) == 0 {
-		fail("%s advertises no listener on the compose network (want %s:<port>)", kafka, kafka)
+		if hostNet {
+			fail("%s advertises no loopback listener (want 127.0.0.1:<port>)", kafka)
+		} else {
+			fail("%s advertises no listener on the compose network (want %s:<port>)", kafka, kafka)
+		}
+	}
+	// Kafka's health check asks a listener the parts use.
+	if svc, ok := p.Services[kafka]; ok {
+		if hc := testOf(svc.HealthCheck); !slices.ContainsFunc(hc, func(a string) bool { return internal[a] }) {
+			fail("%s: health check %v asks none of the listeners the parts use (%v)", kafka, hc, keys(internal))
+		}
+	}
+	// On the host network Kafka binds loopback addresses only, each port once.
+	listenPorts := map[string]string{} // port -> service
+	if hostNet {
+		if v := p.Services[kafka].Environment["KAFKA_LISTENERS"]; v != nil {
+			for _, l := range strings.Split(*v, ",") {
+				u, err := url.Parse(strings.TrimSpace(l))
+				if err != nil || !isLoopback(u.Hostname()) {
+					fail("%s: listener %q binds no loopback address", kafka, l)
+					continue
+				}
+				listenPorts[u.Port()] = kafka
+			}
+		} else {
+			fail("%s: no KAFKA_LISTENERS; on the host network they must name loopback addresses", kafka)
+		}
 	}
 
 	// Settings that must agree across every part that talks to Kafka.
@@ -312,8 +409,18 @@ func checkCompose(p *types.Project) []error {
 		}
 		// A long-running part listens on every interface, publishes only
 		// its listen port, and is probed by the health subcommand there.
+		// On the host network it listens on a loopback address and a port
+		// no other service uses.
 		host, port, err := net.SplitHostPort(pt.settings["listen"])
-		if err != nil || (host != "0.0.0.0" && host != "") {
+		switch {
+		case hostNet && (err != nil || !isLoopback(host)):
+			fail("%s: listen %q; on the host network a part listens on a loopback address", pt.name, pt.settings["listen"])
+		case hostNet:
+			if other, dup := listenPorts[port]; dup {
+				fail("%s and %s both listen on port %s of the host network", other, pt.name, port)
+			}
+			listenPorts[port] = pt.name
+		case err != nil || (host != "0.0.0.0" && host != ""):
 			fail("%s: listen %q; other containers reach it only on 0.0.0.0:<port>", pt.name, pt.settings["listen"])
 		}
 		for _, pc := range pt.svc.Ports {
@@ -377,17 +484,22 @@ func checkCompose(p *types.Project) []error {
 		if c.settings["admin-token"] == "" {
 			fail("%s: no admin token; the admin API would be off", c.name)
 		}
-		if !publishes(c.svc, "9020") {
+		if !hostNet && !publishes(c.svc, "9020") {
 			fail("%s: does not publish 9020", c.name)
 		}
 	}
 
 	// Worker pairs: each invoker calls a workersim service on its listen
 	// port and names it by the address the workersim puts in its notices,
-	// which go back to that invoker.
-	sims := map[string]part{}
+	// which go back to that invoker. A part is reached by its service name
+	// on the compose network, by its listen address on the host network.
+	sims := map[string]part{} // by the host its invoker's worker-url names
 	for _, w := range roles["workersim"] {
-		sims[w.name] = w
+		if hostNet {
+			sims[w.settings["listen"]] = w
+		} else {
+			sims[w.name] = w
+		}
 	}
 	paired := map[string]string{}
 	for _, inv := range roles["invoker"] {
@@ -399,7 +511,11 @@ func checkCompose(p *types.Project) []error {
 			fail("%s: worker-url %q is not a URL", inv.name, inv.settings["worker-url"])
 			continue
 		}
-		sim, ok := sims[u.Hostname()]
+		key := u.Hostname()
+		if hostNet {
+			key = u.Host
+		}
+		sim, ok := sims[key]
 		if !ok {
 			continue // a worker outside compose (the openlambda profile)
 		}
@@ -410,7 +526,11 @@ func checkCompose(p *types.Project) []error {
 			fail("%s: advertise %q, but %s names itself %q in notices", inv.name, inv.settings["advertise"], sim.name, sim.settings["advertise"])
 		}
 		_, invPort, _ := net.SplitHostPort(inv.settings["listen"])
-		if want := "http://" + net.JoinHostPort(inv.name, invPort); strings.TrimSuffix(sim.settings["notify-url"], "/") != want {
+		want := "http://" + net.JoinHostPort(inv.name, invPort)
+		if hostNet {
+			want = "http://" + inv.settings["listen"]
+		}
+		if strings.TrimSuffix(sim.settings["notify-url"], "/") != want {
 			fail("%s: notify-url %q; its bridge %s takes notices at %s", sim.name, sim.settings["notify-url"], inv.name, want)
 		}
 		if other, dup := paired[sim.name]; dup {
@@ -421,9 +541,9 @@ func checkCompose(p *types.Project) []error {
 			fail("%s: depends_on %s with condition %s missing", inv.name, sim.name, types.ServiceConditionHealthy)
 		}
 	}
-	for name := range sims {
-		if _, ok := paired[name]; !ok {
-			fail("%s has no invoker bridge", name)
+	for _, sim := range sims {
+		if _, ok := paired[sim.name]; !ok {
+			fail("%s has no invoker bridge", sim.name)
 		}
 	}
 	return errs
@@ -597,7 +717,12 @@ func TestDockerfileBuildsWhatComposeRuns(t *testing.T) {
 	for _, want := range []string{
 		"CGO_ENABLED=0",
 		`go build -trimpath -ldflags "-s -w" -o /out/pullsched ./cmd/pullsched`,
-		"FROM scratch",
+		// Base images are build arguments whose defaults are the public
+		// images; scripts/docker-ci.sh passes images it built itself.
+		"\nARG GO_IMAGE=golang:",
+		"\nARG RUNTIME_IMAGE=scratch\n",
+		"\nFROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build\n",
+		"\nFROM ${RUNTIME_IMAGE}\n",
 		"USER 65532:65532",
 		`CMD ["/usr/local/bin/pullsched", "health"]`,
 		`ENTRYPOINT ["/usr/local/bin/pullsched"]`,
@@ -605,6 +730,11 @@ func TestDockerfileBuildsWhatComposeRuns(t *testing.T) {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+	// A "# syntax=" line makes BuildKit pull a frontend image, which a
+	// machine without a registry cannot.
+	if regexp.MustCompile(`(?m)^#\s*syntax\s*=`).MatchString(df) {
+		t.Error("Dockerfile has a # syntax= directive; BuildKit would pull its frontend image")
 	}
 	// The default command runs as the binary would parse it.
 	m := regexp.MustCompile(`(?m)^CMD \[(.*)\]$`).FindStringSubmatch(df)
@@ -621,5 +751,136 @@ func TestDockerfileBuildsWhatComposeRuns(t *testing.T) {
 	}
 	if settings["listen"] != "0.0.0.0:9020" {
 		t.Errorf("CMD %v listens on %s; a container must listen on 0.0.0.0", args, settings["listen"])
+	}
+}
+
+// setServiceEnv returns a change of p that sets key to val in svc's
+// environment.
+func setServiceEnv(svc, key, val string) func(*types.Project) {
+	return func(p *types.Project) {
+		s := p.Services[svc]
+		env := types.MappingWithEquals{}
+		for k, v := range s.Environment {
+			env[k] = v
+		}
+		env[key] = &val
+		s.Environment = env
+		p.Services[svc] = s
+	}
+}
+
+// TestComposeCIOverride: docker-compose.ci.yml puts every service of
+// either profile on the host network, each part on a loopback address and
+// port of its own, and the result still passes the compose check.
+func TestComposeCIOverride(t *testing.T) {
+	for _, profiles := range [][]string{nil, {profileOpenLambda}} {
+		def := loadCompose(t, profiles...)
+		ci := loadComposeCI(t, profiles...)
+		if host, off := hostNetwork(ci); !host || len(off) > 0 {
+			t.Errorf("profiles %v: host network %v, services off it: %v", profiles, host, off)
+		}
+		for _, err := range checkCompose(ci) {
+			t.Errorf("profiles %v: %v", profiles, err)
+		}
+		if got, want := sortedNames(ci.Services), sortedNames(def.Services); !slices.Equal(got, want) {
+			t.Errorf("profiles %v: the override has services %v, the file %v", profiles, got, want)
+		}
+		// What the override leaves alone stays as the file says.
+		for _, name := range sortedNames(def.Services) {
+			d, c := def.Services[name], ci.Services[name]
+			if !slices.Equal(d.Command, c.Command) || d.Image != c.Image || (d.HealthCheck == nil) != (c.HealthCheck == nil) {
+				t.Errorf("%s: the override changes its command, image or health check presence", name)
+			}
+			for dep, dd := range d.DependsOn {
+				if cd, ok := c.DependsOn[dep]; !ok || cd.Condition != dd.Condition {
+					t.Errorf("%s: the override changes its dependency on %s", name, dep)
+				}
+			}
+		}
+	}
+}
+
+// TestComposeImages: both images come from the environment, defaulting to
+// the local build and the public Apache Kafka image.
+func TestComposeImages(t *testing.T) {
+	images := func(p *types.Project) (pullsched, kafka map[string]bool) {
+		pullsched, kafka = map[string]bool{}, map[string]bool{}
+		for _, name := range sortedNames(p.Services) {
+			if svc := p.Services[name]; svc.Build != nil {
+				pullsched[svc.Image] = true
+			} else {
+				kafka[svc.Image] = true
+			}
+		}
+		return pullsched, kafka
+	}
+	ps, ks := images(loadCompose(t))
+	if !ps["pullsched:local"] || len(ps) != 1 {
+		t.Errorf("default pullsched images %v, want pullsched:local", keys(ps))
+	}
+	if len(ks) != 1 || !strings.HasPrefix(keys(ks)[0], "apache/kafka:") {
+		t.Errorf("default Kafka images %v, want one apache/kafka:<version>", keys(ks))
+	}
+	env := []string{"PULLSCHED_IMAGE=pullsched-ci/pullsched:latest", "KAFKA_IMAGE=pullsched-ci/kafka:4.4.0"}
+	p := loadComposeFiles(t, []string{composeFile, composeCIFile}, env)
+	ps, ks = images(p)
+	if !ps["pullsched-ci/pullsched:latest"] || len(ps) != 1 {
+		t.Errorf("PULLSCHED_IMAGE set: pullsched images %v", keys(ps))
+	}
+	if !ks["pullsched-ci/kafka:4.4.0"] || len(ks) != 1 {
+		t.Errorf("KAFKA_IMAGE set: Kafka images %v", keys(ks))
+	}
+	// The check finds Kafka by its configuration, whatever its image.
+	for _, err := range checkCompose(p) {
+		t.Errorf("with local images: %v", err)
+	}
+}
+
+// TestComposeCICheckCatches: each host-network rule fails on an override
+// that breaks it.
+func TestComposeCICheckCatches(t *testing.T) {
+	cases := []struct {
+		name   string
+		break_ func(*types.Project)
+		want   string
+	}{
+		{"one service off the host network", func(p *types.Project) {
+			s := p.Services["scheduler-2"]
+			s.NetworkMode = ""
+			p.Services["scheduler-2"] = s
+		}, "the other services are on the host network"},
+		{"published port", func(p *types.Project) {
+			s := p.Services["controller"]
+			s.Ports = []types.ServicePortConfig{{Target: 19020, Published: "19020", Protocol: "tcp"}}
+			p.Services["controller"] = s
+		}, "publishes ports on the host network"},
+		{"listen on every interface", setServiceEnv("controller", "PULLSCHED_LISTEN", "0.0.0.0:19020"), "listens on a loopback address"},
+		{"two parts on one port", setServiceEnv("scheduler-2", "PULLSCHED_LISTEN", "127.0.0.1:19030"), "both listen on port 19030"},
+		{"a part on Kafka's port", setServiceEnv("invoker-1", "PULLSCHED_LISTEN", "127.0.0.1:19092"), "both listen on port 19092"},
+		{"broker by service name", setServiceEnv("scheduler-1", "PULLSCHED_BROKERS", "kafka:19092"), "not an internal listener"},
+		{"Kafka advertises a name", setServiceEnv("kafka", "KAFKA_ADVERTISED_LISTENERS", "INTERNAL://kafka:19092"), "not a loopback address"},
+		{"Kafka binds every interface", setServiceEnv("kafka", "KAFKA_LISTENERS", "INTERNAL://:19092,CONTROLLER://127.0.0.1:19093"), "binds no loopback address"},
+		{"worker by service name", setServiceEnv("invoker-2", "PULLSCHED_WORKER_URL", "http://workersim-2:18082"), "workersim-2 has no invoker bridge"},
+		{"notices by service name", setServiceEnv("workersim-1", "PULLSCHED_NOTIFY_URL", "http://invoker-1:19041"), "takes notices at"},
+		{"Kafka health check elsewhere", func(p *types.Project) {
+			s := p.Services["kafka"]
+			hc := *s.HealthCheck
+			hc.Test = types.HealthCheckTest{"CMD", "/opt/kafka/bin/kafka-broker-api-versions.sh", "--bootstrap-server", "kafka:19092"}
+			s.HealthCheck = &hc
+			p.Services["kafka"] = s
+		}, "asks none of the listeners"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := loadComposeCI(t)
+			tc.break_(p)
+			errs := checkCompose(p)
+			for _, err := range errs {
+				if strings.Contains(err.Error(), tc.want) {
+					return
+				}
+			}
+			t.Fatalf("no error containing %q; got %v", tc.want, errs)
+		})
 	}
 }
