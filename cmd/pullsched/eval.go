@@ -53,6 +53,7 @@ func setupEval(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	addCommon(fs, c, "")
 	var o evalOptions
 	o.addFlags(fs)
+	ow := fs.Bool("openwhisk", false, "run the workload through the OpenWhisk mode (simulated OpenWhisk controller and invokers, docs/OPENWHISK.md); without --policies: pull against ow-hash")
 	return func(ctx context.Context) error {
 		o.cfg.Progress = os.Stderr
 		o.cfg.Output = c.stdout
@@ -67,6 +68,12 @@ func setupEval(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 				return "", nil, err
 			}
 			return cl.ControllerURL(), cl.Stop, nil
+		}
+		if *ow {
+			if !flagWasSet(fs, "policies") {
+				o.cfg.Policies = eval.OpenWhiskPolicies()
+			}
+			start = openwhiskStarter(&o, partLog)
 		}
 		_, err := eval.Run(ctx, o.cfg, start)
 		return err

@@ -6,8 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/pullsched/pullsched/config"
+	"github.com/pullsched/pullsched/eval"
 	"github.com/pullsched/pullsched/owbridge"
+	"github.com/pullsched/pullsched/owbridge/owsim"
+	"github.com/pullsched/pullsched/policy"
+	"github.com/pullsched/pullsched/workersim"
 )
 
 // setupOpenWhisk is `pullsched openwhisk`: the bridge that lets pullsched
@@ -48,5 +54,26 @@ func setupOpenWhisk(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 		c.log.Info().Str("controller_prefix", cfg.ControllerPrefix).Strs("controllers", cfg.Controllers).
 			Object("kafka", cfg.Kafka).Str("listen", b.Addr()).Msg("openwhisk bridge starting")
 		return b.Run(ctx)
+	}
+}
+
+// openwhiskStarter starts, for each run of `eval --openwhisk`, a simulated
+// OpenWhisk deployment placed by pullsched (package owsim): as many
+// invokers as --num-workers, each a simulated worker of the scenario's
+// memory, behind the OpenWhisk bridge, with loadgen calling the simulated
+// controller.
+func openwhiskStarter(o *evalOptions, log zerolog.Logger) eval.Starter {
+	return func(ctx context.Context, spec eval.RunSpec) (string, func() error, error) {
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		cl, err := owsim.Start(sctx, owsim.ClusterConfig{
+			Policy: spec.Policy, PolicyConfig: policy.Config{Seed: o.policySeed}, Invokers: o.workers,
+			Sim:    workersim.Config{Cores: o.cores, MemoryMB: spec.MemoryMB, SandboxMB: o.sandboxMB, TimeScale: spec.TimeScale},
+			Logger: log,
+		})
+		if err != nil {
+			return "", nil, err
+		}
+		return cl.URL(), cl.Stop, nil
 	}
 }
