@@ -100,8 +100,8 @@ func TestEveryEventRoundTrips(t *testing.T) {
 			t.Fatalf("%s: missing on %s", e.ev.Kind(), e.topic)
 		}
 		r := recs[i]
-		if string(r.Key) != producer.Key(e.ev) {
-			t.Errorf("%s: key %q, want %q", e.ev.Kind(), r.Key, producer.Key(e.ev))
+		if string(r.Key) != topics.Key(e.ev) {
+			t.Errorf("%s: key %q, want %q", e.ev.Kind(), r.Key, topics.Key(e.ev))
 		}
 		back, err := topics.Decode(r.Value)
 		if err != nil {

@@ -148,51 +148,13 @@ func BatchBytes(r *kgo.Record) int {
 // share its connections.
 func (p *Producer) Client() *kgo.Client { return p.cl }
 
-// Key returns the record key DESIGN.md fixes for ev: the function for
-// arrivals, completions and evictions; the activation id for assignments
-// and results; the worker id for worker records.
-func Key(ev topics.Event) string {
-	switch e := ev.(type) {
-	case *topics.Arrival:
-		return e.Function
-	case *topics.Completion:
-		return e.Function
-	case *topics.Eviction:
-		return e.Function
-	case *topics.Assignment:
-		return e.ID
-	case *topics.Result:
-		return e.ID
-	case *topics.Worker:
-		return e.ID
-	}
-	return ""
-}
-
-// Topic returns the topic ev belongs on, under names n. A result's topic
-// depends on who asked (results.<reply>), which the result itself does not
-// carry, so Topic returns "" for results: use n.Results(reply).
-func Topic(n topics.Names, ev topics.Event) string {
-	switch e := ev.(type) {
-	case *topics.Arrival:
-		return n.Arrivals()
-	case *topics.Completion, *topics.Eviction:
-		return n.WorkerEvents()
-	case *topics.Assignment:
-		return n.Invoker(e.Worker)
-	case *topics.Worker:
-		return n.Workers()
-	}
-	return ""
-}
-
-// Record encodes ev into a record for topic, keyed by Key(ev).
+// Record encodes ev into a record for topic, keyed by topics.Key(ev).
 func Record(topic string, ev topics.Event) (*kgo.Record, error) {
 	b, err := topics.Encode(ev)
 	if err != nil {
 		return nil, err
 	}
-	return &kgo.Record{Topic: topic, Key: []byte(Key(ev)), Value: b}, nil
+	return &kgo.Record{Topic: topic, Key: []byte(topics.Key(ev)), Value: b}, nil
 }
 
 // Publish encodes ev, sends it to topic and waits until the broker has

@@ -17,29 +17,6 @@ import (
 
 const id = "0b9e2f4e-7a1c-4d2b-9f5e-3c8a1d6b2e70"
 
-func TestKeysAndTopics(t *testing.T) {
-	n := topics.NewNames("p.")
-	cases := []struct {
-		ev         topics.Event
-		key, topic string
-	}{
-		{&topics.Arrival{ID: id, Function: "f"}, "f", "p.arrivals"},
-		{&topics.Completion{ID: id, Function: "f", Worker: "w"}, "f", "p.worker-events"},
-		{&topics.Eviction{Function: "f", Worker: "w"}, "f", "p.worker-events"},
-		{&topics.Assignment{ID: id, Function: "f", Worker: "w"}, id, "p.invoker.w"},
-		{&topics.Result{ID: id, Status: 200}, id, ""},
-		{&topics.Worker{ID: "w", State: topics.WorkerActive}, "w", "p.workers"},
-	}
-	for _, c := range cases {
-		if k := Key(c.ev); k != c.key {
-			t.Errorf("%s key %q, want %q", c.ev.Kind(), k, c.key)
-		}
-		if tp := Topic(n, c.ev); tp != c.topic {
-			t.Errorf("%s topic %q, want %q", c.ev.Kind(), tp, c.topic)
-		}
-	}
-}
-
 func TestPublishRoundTrip(t *testing.T) {
 	b, err := broker.Start(broker.Config{Ports: []int{0}})
 	if err != nil {
