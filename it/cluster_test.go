@@ -35,6 +35,10 @@ const (
 	// id>". Default "../scripts/kafka.sh cluster" (the test runs in it/),
 	// whose node numbers are the brokers' node ids.
 	EnvClusterCtl = "PULLSCHED_IT_CLUSTER_CTL"
+	// EnvClusterLog, if set, is a file the chain's parts write their JSON
+	// logs to (debug level), to see where the time after a kill goes.
+	// Default: no logs.
+	EnvClusterLog = "PULLSCHED_IT_CLUSTER_LOG"
 )
 
 // clusterSeeds returns the brokers EnvCluster names, or skips the test
@@ -155,6 +159,17 @@ func TestClusterBrokerKilledUnderLoad(t *testing.T) {
 		t.Fatalf("%s names a cluster of %d broker(s); the test needs three", EnvCluster, len(md.Brokers))
 	}
 
+	logger := zerolog.Nop()
+	if path := os.Getenv(EnvClusterLog); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatalf("%s: %v", EnvClusterLog, err)
+		}
+		t.Cleanup(func() { f.Close() })
+		logger = zerolog.New(f).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+		t.Logf("the parts' logs go to %s", path)
+	}
+
 	tcfg := topics.Config{Prefix: env.Prefix, Partitions: 4, Replication: 3}
 	ctx, cancel = context.WithTimeout(context.Background(), 90*time.Second)
 	cl, err := cluster.Start(ctx, cluster.Config{
@@ -164,7 +179,7 @@ func TestClusterBrokerKilledUnderLoad(t *testing.T) {
 		Sim:              workersim.Config{TimeScale: 0.1},
 		ControllerListen: "127.0.0.1:0",
 		AdminToken:       adminToken,
-		Logger:           zerolog.Nop(),
+		Logger:           logger,
 	})
 	cancel()
 	if err != nil {
@@ -231,6 +246,7 @@ func TestClusterBrokerKilledUnderLoad(t *testing.T) {
 
 	time.Sleep(5 * time.Second) // warm up: sandboxes, group settled
 	killAt := time.Now()
+	logger.Warn().Int32("node", victim).Msg("it: killing the broker")
 	clusterCtl(t, "kill", victim)
 	time.Sleep(10 * time.Second)
 	restartAt := time.Now()
