@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
@@ -211,7 +210,7 @@ func (st *state) arrival(a *topics.Arrival, in input, now time.Time) {
 	}
 	if !now.Before(j.dl) {
 		st.m.timeouts.WithLabelValues("pending").Inc()
-		st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed before the arrival was scheduled")
+		st.reject(j, topics.ReasonTimeout, "deadline passed before the arrival was scheduled")
 		return
 	}
 	st.jobs[a.ID] = j
@@ -270,7 +269,7 @@ func (st *state) place(j *job, now time.Time) policy.Code {
 		}
 	default: // NoWorkers
 		delete(st.jobs, j.a.ID)
-		st.reject(j, http.StatusServiceUnavailable, topics.ReasonNoWorkers, "no worker is in rotation")
+		st.reject(j, topics.ReasonNoWorkers, "no worker is in rotation")
 	}
 	return dec.Code
 }
@@ -342,11 +341,11 @@ func (st *state) enqueue(j *job, now time.Time) {
 	err := st.pend.Push(policy.Item{ID: j.a.ID, Function: j.a.Function, Class: j.a.Class, Enqueued: now, Deadline: j.dl})
 	if err != nil {
 		delete(st.jobs, j.a.ID)
-		reason, status := topics.ReasonOverloaded, http.StatusTooManyRequests
+		reason := topics.ReasonOverloaded
 		if !errors.Is(err, policy.ErrPendingFull) {
-			reason, status = topics.ReasonNoWorkers, http.StatusServiceUnavailable
+			reason = topics.ReasonNoWorkers
 		}
-		st.reject(j, status, reason, err.Error())
+		st.reject(j, reason, err.Error())
 		return
 	}
 	j.phase = phasePending
@@ -407,7 +406,7 @@ func (st *state) assignAcked(j *job, gen uint64, err error) {
 	j.gen = st.gen
 	if j.attempt >= st.cfg.MaxAttempts {
 		delete(st.jobs, j.a.ID)
-		st.reject(j, http.StatusServiceUnavailable, topics.ReasonUnavailable,
+		st.reject(j, topics.ReasonUnavailable,
 			fmt.Sprintf("assignment could not be published after %d attempts: %v", j.attempt, err))
 		return
 	}
@@ -419,7 +418,8 @@ func (st *state) assignAcked(j *job, gen uint64, err error) {
 
 // reject answers j with a result of the scheduler's own and finishes it.
 // The caller has removed j from jobs.
-func (st *state) reject(j *job, status int, reason, msg string) {
+func (st *state) reject(j *job, reason, msg string) {
+	status, _ := topics.ReasonStatus(reason) // every reason the scheduler gives has one
 	st.seen.add(j.a.ID)
 	st.m.results.WithLabelValues(reason).Inc()
 	j.traceRejected(status, reason)
@@ -530,7 +530,7 @@ func (st *state) expireWaiting(list []*job, now time.Time, waiting func(*job) bo
 		default:
 			delete(st.jobs, j.a.ID)
 			st.m.timeouts.WithLabelValues("pending").Inc()
-			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for "+what)
+			st.reject(j, topics.ReasonTimeout, "deadline passed while waiting for "+what)
 		}
 	}
 	clear(list[len(keep):])
@@ -544,7 +544,7 @@ func (st *state) tick() {
 		if j := st.jobs[it.ID]; j != nil {
 			delete(st.jobs, it.ID)
 			st.m.timeouts.WithLabelValues("pending").Inc()
-			st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout, "deadline passed while waiting for a worker")
+			st.reject(j, topics.ReasonTimeout, "deadline passed while waiting for a worker")
 		}
 	}
 	st.retry = st.expireWaiting(st.retry, now, func(*job) bool { return true }, "a worker")
@@ -563,7 +563,7 @@ func (st *state) tick() {
 		st.m.timeouts.WithLabelValues("assigned").Inc()
 		st.log.Info().Str("id", j.a.ID).Str("fn", j.a.Function).Str("worker", j.worker).
 			Msg("no completion within the timeout; slot released")
-		st.reject(j, http.StatusGatewayTimeout, topics.ReasonTimeout,
+		st.reject(j, topics.ReasonTimeout,
 			fmt.Sprintf("no completion from worker %s within the deadline", j.worker))
 		st.dirty = true
 	}

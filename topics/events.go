@@ -122,15 +122,6 @@ type Result struct {
 	At           time.Time       `json:"at,omitzero"`
 }
 
-// Reasons a Result can carry.
-const (
-	ReasonOverloaded   = "overloaded"    // pending queue full: HTTP 429
-	ReasonNoWorkers    = "no_workers"    // no worker in rotation: HTTP 503
-	ReasonUnavailable  = "unavailable"   // the broker refused the assignment, attempt after attempt: HTTP 503
-	ReasonTimeout      = "timeout"       // deadline passed: HTTP 504
-	ReasonWorkerFailed = "worker_failed" // worker refused or errored: HTTP 502
-)
-
 // Worker states on the workers topic.
 const (
 	WorkerActive   = "active"

@@ -26,3 +26,16 @@ func TestKeysAndTopics(t *testing.T) {
 }
 
 const rid = "0123456789abcdef0123456789abcdef"
+
+func TestReasonStatus(t *testing.T) {
+	for reason, want := range map[string]int{
+		ReasonOverloaded: 429, ReasonNoWorkers: 503, ReasonUnavailable: 503, ReasonTimeout: 504, ReasonWorkerFailed: 502,
+	} {
+		if got, ok := ReasonStatus(reason); !ok || got != want {
+			t.Errorf("ReasonStatus(%q) = %d, %v; want %d", reason, got, ok, want)
+		}
+	}
+	if got, ok := ReasonStatus("made_up"); ok {
+		t.Errorf("unknown reason answered %d", got)
+	}
+}
