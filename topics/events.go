@@ -539,53 +539,60 @@ func (h header) check(want Kind) error {
 // header must still be version 1 of ev's kind (a later duplicate key could
 // have changed it) and ev must validate.
 func decodeBody(b []byte, ev Event) error {
-	var h header
-	var err error
-	switch e := ev.(type) {
-	case *Arrival:
-		w := struct {
-			header
-			*Arrival
-		}{Arrival: e}
-		err, h = json.Unmarshal(b, &w), w.header
-	case *Assignment:
-		w := struct {
-			header
-			*Assignment
-		}{Assignment: e}
-		err, h = json.Unmarshal(b, &w), w.header
-	case *Completion:
-		w := struct {
-			header
-			*Completion
-		}{Completion: e}
-		err, h = json.Unmarshal(b, &w), w.header
-	case *Eviction:
-		w := struct {
-			header
-			*Eviction
-		}{Eviction: e}
-		err, h = json.Unmarshal(b, &w), w.header
-	case *Result:
-		w := struct {
-			header
-			*Result
-		}{Result: e}
-		err, h = json.Unmarshal(b, &w), w.header
-	case *Worker:
-		w := struct {
-			header
-			*Worker
-		}{Worker: e}
-		err, h = json.Unmarshal(b, &w), w.header
-	default:
+	w, h := wireOf(ev)
+	if w == nil {
 		return &DecodeError{Kind: ev.Kind(), Err: ErrType, Msg: fmt.Sprintf("%T is not an event type of this package", ev)}
 	}
-	if err != nil {
+	if err := json.Unmarshal(b, w); err != nil {
 		return &DecodeError{Kind: ev.Kind(), Err: ErrMalformed, Msg: err.Error()}
 	}
 	if err := h.check(ev.Kind()); err != nil {
 		return err
 	}
 	return ev.Validate()
+}
+
+// wireOf returns ev's wire form for decoding — the header and ev's fields
+// side by side in one object — and where its header lands; nil for a type
+// that is not an event of this package.
+func wireOf(ev Event) (any, *header) {
+	switch e := ev.(type) {
+	case *Arrival:
+		w := &struct {
+			header
+			*Arrival
+		}{Arrival: e}
+		return w, &w.header
+	case *Assignment:
+		w := &struct {
+			header
+			*Assignment
+		}{Assignment: e}
+		return w, &w.header
+	case *Completion:
+		w := &struct {
+			header
+			*Completion
+		}{Completion: e}
+		return w, &w.header
+	case *Eviction:
+		w := &struct {
+			header
+			*Eviction
+		}{Eviction: e}
+		return w, &w.header
+	case *Result:
+		w := &struct {
+			header
+			*Result
+		}{Result: e}
+		return w, &w.header
+	case *Worker:
+		w := &struct {
+			header
+			*Worker
+		}{Worker: e}
+		return w, &w.header
+	}
+	return nil, nil
 }
