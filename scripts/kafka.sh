@@ -390,8 +390,11 @@ jvm_flags() {
 # user) into every node's data once, with one cluster id; later starts
 # reuse it. Data formatted by another Kafka version or for another
 # listener set is throwaway test state and is formatted anew.
+format_want() { echo "version=$KAFKA_VERSION secure=$secure user=$KAFKA_SASL_USER"; }
+
 format() {
-	local want="version=$KAFKA_VERSION secure=$secure user=$KAFKA_SASL_USER" n
+	local want n
+	want=$(format_want)
 	if [[ -f $marker && $(<"$marker") == "$want" ]]; then
 		local ok=1
 		for n in $(seq 1 "$nodes"); do
@@ -558,6 +561,9 @@ start() {
 			todo+=("$n")
 		fi
 	done
+	if ((${#todo[@]} < nodes)) && [[ -f $marker && $(<"$marker") != "$(format_want)" ]]; then
+		die "the $mode mode's nodes run with $(<"$marker"), not $(format_want); stop them first"
+	fi
 	if ((${#todo[@]} > 0)); then
 		fetch
 		((secure)) && certs
