@@ -60,6 +60,9 @@
 #                          before the controller fences it [Kafka's, 9000]
 #   KAFKA_WAIT_SECS        how long `wait` waits for the node(s) [120]
 #   KAFKA_MVN_ARGS         extra Maven arguments, e.g. -Dmaven.repo.local=...
+# Keep every port below the kernel's ephemeral range (32768 and up on
+# Linux): there, the nodes' own outgoing connections can take a port a node
+# is about to listen on.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
