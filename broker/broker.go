@@ -18,8 +18,8 @@ import (
 // it is Kafka's usual port, so clients' default seed 127.0.0.1:9092 finds it.
 const DefaultPort = 9092
 
-// ErrInvalidConfig is wrapped by every error Config.Validate returns.
-var ErrInvalidConfig = errors.New("broker: invalid config")
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("broker: invalid config")
 
 // Config configures an embedded broker. The zero value is valid: one broker
 // on 127.0.0.1:9092, in memory, three partitions per auto-created topic.
@@ -67,8 +67,8 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// withDefaults returns a copy of c with every unset field at its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns a copy of c with every unset field at its default.
+func (c Config) WithDefaults() Config {
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
@@ -87,24 +87,24 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports whether the config, with defaults applied, can start a
-// broker. Errors wrap ErrInvalidConfig.
+// broker. Errors wrap ErrConfig.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if ip := net.ParseIP(c.Host); ip == nil && c.Host != "localhost" {
-		return fmt.Errorf("%w: host %q is not an IP address or localhost", ErrInvalidConfig, c.Host)
+		return fmt.Errorf("%w: host %q is not an IP address or localhost", ErrConfig, c.Host)
 	}
 	seen := make(map[int]bool, len(c.Ports))
 	for _, p := range c.Ports {
 		if p < 0 || p > 65535 {
-			return fmt.Errorf("%w: port %d out of range", ErrInvalidConfig, p)
+			return fmt.Errorf("%w: port %d out of range", ErrConfig, p)
 		}
 		if p != 0 && seen[p] {
-			return fmt.Errorf("%w: port %d listed twice", ErrInvalidConfig, p)
+			return fmt.Errorf("%w: port %d listed twice", ErrConfig, p)
 		}
 		seen[p] = true
 	}
 	if c.Partitions < 1 {
-		return fmt.Errorf("%w: partitions %d must be at least 1", ErrInvalidConfig, c.Partitions)
+		return fmt.Errorf("%w: partitions %d must be at least 1", ErrConfig, c.Partitions)
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	host := cfg.Host
 	opts := []kfake.Opt{
 		kfake.Ports(cfg.Ports...),

@@ -107,8 +107,8 @@ func TestValidate(t *testing.T) {
 				if err == nil {
 					t.Fatal("Validate accepted a bad config")
 				}
-				if !errors.Is(err, ErrInvalidConfig) {
-					t.Fatalf("error %v does not wrap ErrInvalidConfig", err)
+				if !errors.Is(err, ErrConfig) {
+					t.Fatalf("error %v does not wrap ErrConfig", err)
 				}
 			}
 		})
@@ -116,8 +116,8 @@ func TestValidate(t *testing.T) {
 }
 
 func TestStartRejectsBadConfig(t *testing.T) {
-	if _, err := Start(Config{Ports: []int{-5}}); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("Start with a bad port: got %v, want ErrInvalidConfig", err)
+	if _, err := Start(Config{Ports: []int{-5}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Start with a bad port: got %v, want ErrConfig", err)
 	}
 }
 
@@ -295,8 +295,8 @@ func TestRunStopsOnCancel(t *testing.T) {
 }
 
 func TestRunFailsOnBadConfig(t *testing.T) {
-	if err := Run(context.Background(), Config{Ports: []int{1, 1}}); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("Run with duplicate ports: got %v, want ErrInvalidConfig", err)
+	if err := Run(context.Background(), Config{Ports: []int{1, 1}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Run with duplicate ports: got %v, want ErrConfig", err)
 	}
 }
 

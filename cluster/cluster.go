@@ -65,7 +65,8 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-func (c *Config) defaults() {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.Policy == "" {
 		c.Policy = policy.NamePullWait
 	}
@@ -87,6 +88,7 @@ func (c *Config) defaults() {
 	if c.ControllerID == "" {
 		c.ControllerID = "dev"
 	}
+	return c
 }
 
 // Worker describes one simulated worker and its bridge.
@@ -121,7 +123,7 @@ type stopper struct {
 // Start brings the cluster up and returns when every part is ready, or
 // the first error (having stopped what it started).
 func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
-	cfg.defaults()
+	cfg = cfg.WithDefaults()
 	c := &Cluster{cfg: cfg, brokers: cfg.Brokers}
 	defer func() {
 		if err != nil {

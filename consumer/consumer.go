@@ -84,7 +84,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (c *Config) defaults() {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	c.Kafka = c.Kafka.WithClientID("pullsched")
 	if c.MaxOutstanding == 0 {
 		c.MaxOutstanding = 10000
@@ -101,6 +102,7 @@ func (c *Config) defaults() {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = time.Second
 	}
+	return c
 }
 
 // Handler receives what the consumer reads. Handle and the rebalance
@@ -163,7 +165,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if h == nil {
 		return nil, errors.New("consumer: nil handler")
 	}
-	cfg.defaults()
+	cfg = cfg.WithDefaults()
 	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, parts: map[tp]*tracker{}, paused: map[tp]bool{}, now: time.Now}
 	reset := kgo.NewOffset().AtStart()
 	if cfg.StartAtEnd {

@@ -35,8 +35,8 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	for _, cfg := range []Config{{LoadBound: 0.5}, {LoadBound: math.NaN()}, {VirtualNodes: -1}} {
-		if _, err := New("chbl", cfg); !errors.Is(err, ErrInvalidConfig) {
-			t.Fatalf("New(chbl, %+v): err = %v, want ErrInvalidConfig", cfg, err)
+		if _, err := New("chbl", cfg); !errors.Is(err, ErrConfig) {
+			t.Fatalf("New(chbl, %+v): err = %v, want ErrConfig", cfg, err)
 		}
 	}
 	if s := Code(0).String(); s != "Code(0)" || NoCapacity.String() != "no-capacity" || StartCold.String() != "cold" {

@@ -37,13 +37,13 @@ func NewEstimator(cfg EstimatorConfig) (*Estimator, error) {
 		cfg.Alpha = 0.2
 	}
 	if !(cfg.Alpha > 0 && cfg.Alpha <= 1) {
-		return nil, fmt.Errorf("%w: estimator Alpha %v must be in (0, 1]", ErrInvalidConfig, cfg.Alpha)
+		return nil, fmt.Errorf("%w: estimator Alpha %v must be in (0, 1]", ErrConfig, cfg.Alpha)
 	}
 	if cfg.Default == 0 {
 		cfg.Default = 100 * time.Millisecond
 	}
 	if cfg.Default < 0 {
-		return nil, fmt.Errorf("%w: estimator Default %v must not be negative", ErrInvalidConfig, cfg.Default)
+		return nil, fmt.Errorf("%w: estimator Default %v must not be negative", ErrConfig, cfg.Default)
 	}
 	return &Estimator{alpha: cfg.Alpha, def: float64(cfg.Default), ewma: make(map[string]float64)}, nil
 }

@@ -94,13 +94,13 @@ func NewPending(discipline string, capacity int, est *Estimator) (*Pending, erro
 	case DisciplineFIFO, DisciplinePriority:
 	case DisciplineSJF:
 		if est == nil {
-			return nil, fmt.Errorf("%w: sjf needs an Estimator", ErrInvalidConfig)
+			return nil, fmt.Errorf("%w: sjf needs an Estimator", ErrConfig)
 		}
 	default:
 		return nil, fmt.Errorf("%w %q: known disciplines are %s", ErrUnknownDiscipline, discipline, strings.Join(Disciplines(), ", "))
 	}
 	if capacity <= 0 {
-		return nil, fmt.Errorf("%w: pending capacity %d must be positive", ErrInvalidConfig, capacity)
+		return nil, fmt.Errorf("%w: pending capacity %d must be positive", ErrConfig, capacity)
 	}
 	return &Pending{disc: d, cap: capacity, est: est, ids: make(map[string]int32)}, nil
 }

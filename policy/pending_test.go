@@ -149,13 +149,13 @@ func TestPendingConstructorErrors(t *testing.T) {
 	if _, err := NewPending("lifo", 1, nil); !errors.Is(err, ErrUnknownDiscipline) || !strings.Contains(err.Error(), "sjf") {
 		t.Fatalf("unknown discipline: %v", err)
 	}
-	if _, err := NewPending("fifo", 0, nil); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewPending("fifo", 0, nil); !errors.Is(err, ErrConfig) {
 		t.Fatalf("zero capacity: %v", err)
 	}
-	if _, err := NewPending("sjf", 1, nil); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewPending("sjf", 1, nil); !errors.Is(err, ErrConfig) {
 		t.Fatalf("sjf without estimator: %v", err)
 	}
-	if _, err := NewEstimator(EstimatorConfig{Alpha: 1.5}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewEstimator(EstimatorConfig{Alpha: 1.5}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("bad alpha: %v", err)
 	}
 }

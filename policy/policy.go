@@ -227,31 +227,31 @@ const (
 // ErrUnknownPolicy is returned (wrapped) by New for a name it does not know.
 var ErrUnknownPolicy = errors.New("unknown policy")
 
-// ErrInvalidConfig is returned (wrapped) by New for a Config it rejects.
-var ErrInvalidConfig = errors.New("invalid policy config")
+// ErrConfig is returned (wrapped) by New for a Config it rejects.
+var ErrConfig = errors.New("invalid policy config")
 
 // Validate reports whether cfg is acceptable, with the reason.
 func (cfg Config) Validate() error {
 	if cfg.LoadBound != 0 && !(cfg.LoadBound >= 1) { // also rejects NaN
-		return fmt.Errorf("%w: LoadBound %v must be >= 1 (or 0 for the default %v)", ErrInvalidConfig, cfg.LoadBound, DefaultLoadBound)
+		return fmt.Errorf("%w: LoadBound %v must be >= 1 (or 0 for the default %v)", ErrConfig, cfg.LoadBound, DefaultLoadBound)
 	}
 	if cfg.LoadBound > 1e6 {
-		return fmt.Errorf("%w: LoadBound %v is too large", ErrInvalidConfig, cfg.LoadBound)
+		return fmt.Errorf("%w: LoadBound %v is too large", ErrConfig, cfg.LoadBound)
 	}
 	if cfg.WaitFactor < 0 || cfg.WaitFactor > 1e3 || cfg.WaitFactor != cfg.WaitFactor {
-		return fmt.Errorf("%w: WaitFactor %v must be in (0, 1000] (or 0 for the default %v)", ErrInvalidConfig, cfg.WaitFactor, DefaultWaitFactor)
+		return fmt.Errorf("%w: WaitFactor %v must be in (0, 1000] (or 0 for the default %v)", ErrConfig, cfg.WaitFactor, DefaultWaitFactor)
 	}
 	if cfg.VirtualNodes < 0 {
-		return fmt.Errorf("%w: VirtualNodes %d must not be negative", ErrInvalidConfig, cfg.VirtualNodes)
+		return fmt.Errorf("%w: VirtualNodes %d must not be negative", ErrConfig, cfg.VirtualNodes)
 	}
 	if cfg.VirtualNodes > 1<<16 {
-		return fmt.Errorf("%w: VirtualNodes %d is more than %d", ErrInvalidConfig, cfg.VirtualNodes, 1<<16)
+		return fmt.Errorf("%w: VirtualNodes %d is more than %d", ErrConfig, cfg.VirtualNodes, 1<<16)
 	}
 	return nil
 }
 
-// withDefaults returns cfg with zero fields replaced by the defaults.
-func (cfg Config) withDefaults() Config {
+// WithDefaults returns cfg with zero fields replaced by the defaults.
+func (cfg Config) WithDefaults() Config {
 	if cfg.LoadBound == 0 {
 		cfg.LoadBound = DefaultLoadBound
 	}
@@ -356,5 +356,5 @@ func New(name string, cfg Config) (Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("policy %s: %w", n, err)
 	}
-	return registry[n](cfg.withDefaults()), nil
+	return registry[n](cfg.WithDefaults()), nil
 }

@@ -46,7 +46,8 @@ type Config struct {
 // ErrNoBrokers means Config.Kafka.Brokers was empty.
 var ErrNoBrokers = kafkaconn.ErrNoBrokers
 
-func (c *Config) defaults() {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	c.Kafka = c.Kafka.WithClientID("pullsched")
 	if c.MaxBuffered == 0 {
 		c.MaxBuffered = 10000
@@ -57,6 +58,7 @@ func (c *Config) defaults() {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = topics.MaxMessageBytes
 	}
+	return c
 }
 
 // Validate reports settings that cannot work.
@@ -95,7 +97,7 @@ func New(cfg Config) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.defaults()
+	cfg = cfg.WithDefaults()
 	conn, err := cfg.Kafka.ClientOpts()
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
