@@ -624,6 +624,7 @@ func (st *state) revoked(parts map[string][]int32) {
 		}
 		delete(st.jobs, id)
 		dropped++
+		j.traceRevoked()
 		switch j.phase {
 		case phasePending:
 			st.pend.Remove(id)

@@ -53,6 +53,12 @@ func (j *job) traceAcked() {
 	tracing.End(j.span, "")
 }
 
+// traceRevoked ends j's span when its partition goes to another replica,
+// which takes the arrival again (a span of its own) or adopts it.
+func (j *job) traceRevoked() {
+	tracing.End(j.span, "partition revoked; handed to the next owner")
+}
+
 // traceRejected ends j's span with the scheduler's own answer; the result
 // record is still published under it.
 func (j *job) traceRejected(status int, reason string) {
