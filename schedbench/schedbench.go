@@ -1,4 +1,4 @@
-package scheduler
+package schedbench
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,12 +20,13 @@ import (
 	"github.com/pullsched/pullsched/broker"
 	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/producer"
+	"github.com/pullsched/pullsched/scheduler"
 	"github.com/pullsched/pullsched/topics"
 )
 
-// BenchConfig configures Bench: one scheduler replica, fed arrivals through
+// Config configures Run: one scheduler replica, fed arrivals through
 // the broker, with no-op bridges that complete every assignment at once.
-type BenchConfig struct {
+type Config struct {
 	// Brokers are the seed brokers. Default none: an embedded broker is
 	// started on 127.0.0.1 for the run.
 	Brokers []string
@@ -65,11 +68,11 @@ type BenchConfig struct {
 	Logger zerolog.Logger
 }
 
-// BenchResult is what Bench measured. Latency runs from an arrival's
+// Result is what Run measured. Latency runs from an arrival's
 // arrived stamp (set just before it is produced) to the moment a bridge
 // consumed its assignment record: arrival produce, scheduler consume,
 // decision, assignment produce and bridge fetch, all through the broker.
-type BenchResult struct {
+type Result struct {
 	Broker    string        // "embedded" or the seed brokers
 	Arrivals  int           // arrivals sent in the measured phase
 	Assigned  int           // distinct arrivals seen assigned in it
@@ -87,14 +90,14 @@ type BenchResult struct {
 }
 
 // String formats r on one line.
-func (r BenchResult) String() string {
+func (r Result) String() string {
 	return fmt.Sprintf("broker=%s arrivals=%d assigned=%d elapsed=%v decisions/s=%.0f p50=%v p99=%v max=%v in-p50=%v in-p99=%v rejected=%d duplicates=%d",
 		r.Broker, r.Arrivals, r.Assigned, r.Elapsed.Round(time.Millisecond), r.PerSecond,
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond),
 		r.InP50.Round(time.Microsecond), r.InP99.Round(time.Microsecond), r.Rejected, r.Duplicate)
 }
 
-func (c BenchConfig) withDefaults() BenchConfig {
+func (c Config) withDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
 	}
@@ -126,29 +129,29 @@ func (c BenchConfig) withDefaults() BenchConfig {
 
 // Bench runs one scheduler against no-op bridges through the broker and
 // reports decisions per second and arrival-to-assignment latency.
-func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+func Run(ctx context.Context, cfg Config) (Result, error) {
 	rig, err := newBenchRig(ctx, cfg)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	defer rig.close()
 	if err := rig.drive(ctx, rig.cfg.Warmup, 0, 0); err != nil {
-		return BenchResult{}, fmt.Errorf("bench warmup: %w", err)
+		return Result{}, fmt.Errorf("bench warmup: %w", err)
 	}
 	rig.reset()
 	if err := rig.drive(ctx, rig.cfg.Count, rig.cfg.Rate, rig.cfg.Duration); err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	return rig.result(), nil
 }
 
 // benchRig is a running broker (maybe), scheduler and bridges.
 type benchRig struct {
-	cfg    BenchConfig
+	cfg    Config
 	names  topics.Names
 	b      *broker.Broker
 	prod   *producer.Producer
-	sched  *Scheduler
+	sched  *scheduler.Scheduler
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	schErr chan error
@@ -166,7 +169,7 @@ type benchRig struct {
 	sig     chan struct{}
 }
 
-func newBenchRig(ctx context.Context, cfg BenchConfig) (*benchRig, error) {
+func newBenchRig(ctx context.Context, cfg Config) (*benchRig, error) {
 	cfg = cfg.withDefaults()
 	r := &benchRig{cfg: cfg, seen: map[string]bool{}, waiting: map[string]bool{}, sig: make(chan struct{}, 1), schErr: make(chan error, 1)}
 	brokers := cfg.Brokers
@@ -220,7 +223,7 @@ func newBenchRig(ctx context.Context, cfg BenchConfig) (*benchRig, error) {
 	go func() { defer r.wg.Done(); defer cl.Close(); r.bridges(runCtx, cl) }()
 	go func() { defer r.wg.Done(); r.heartbeats(runCtx, workers) }()
 
-	s, err := New(Config{Kafka: kafkaconn.Config{Brokers: brokers}, Topics: tc, ID: "bench-scheduler", Policy: cfg.Policy, Linger: cfg.Linger,
+	s, err := scheduler.New(scheduler.Config{Kafka: kafkaconn.Config{Brokers: brokers}, Topics: tc, ID: "bench-scheduler", Policy: cfg.Policy, Linger: cfg.Linger,
 		Logger: cfg.Logger, LagInterval: -1, PendingCap: 100000})
 	if err != nil {
 		r.close()
@@ -242,13 +245,7 @@ func newBenchRig(ctx context.Context, cfg BenchConfig) (*benchRig, error) {
 	// Wait until every worker is in rotation.
 	for {
 		n := 0
-		s.do(func() {
-			for _, w := range s.st.workers {
-				if w.rot == rotActive {
-					n++
-				}
-			}
-		})
+		n = int(metricValue(s.Registry(), "pullsched_scheduler_workers_in_rotation", ""))
 		if n == len(workers) {
 			break
 		}
@@ -420,10 +417,10 @@ func (r *benchRig) drive(ctx context.Context, count int, rate float64, d time.Du
 }
 
 // result summarises the measured phase.
-func (r *benchRig) result() BenchResult {
+func (r *benchRig) result() Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res := BenchResult{Broker: "embedded", Arrivals: r.sent, Assigned: len(r.lat), Duplicate: r.dup}
+	res := Result{Broker: "embedded", Arrivals: r.sent, Assigned: len(r.lat), Duplicate: r.dup}
 	if r.b == nil {
 		res.Broker = fmt.Sprint(r.cfg.Brokers)
 	}
@@ -445,11 +442,44 @@ func (r *benchRig) result() BenchResult {
 		res.InP99 = l[min(n-1, n*99/100)]
 	}
 	var rej float64
-	r.sched.do(func() {
-		for _, reason := range []string{topics.ReasonOverloaded, topics.ReasonNoWorkers, topics.ReasonTimeout} {
-			rej += counterValue(r.sched.m.results.WithLabelValues(reason))
-		}
-	})
+	for _, reason := range []string{topics.ReasonOverloaded, topics.ReasonNoWorkers, topics.ReasonTimeout} {
+		rej += metricValue(r.sched.Registry(), "pullsched_scheduler_results_total", reason)
+	}
 	res.Rejected = int(rej)
 	return res
+}
+
+// metricValue reads a gauge or counter from reg by name; with reason set,
+// the series whose reason label has that value. 0 when absent.
+func metricValue(reg prometheus.Gatherer, name, reason string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if reason != "" && !hasLabel(m, "reason", reason) {
+				continue
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package scheduler
+package schedbench
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // Set PULLSCHED_BENCH_BROKERS=host:port,... to use a real Kafka instead.
 func BenchmarkSchedulerLoop(b *testing.B) {
 	ctx := context.Background()
-	cfg := BenchConfig{}
+	cfg := Config{}
 	if s := os.Getenv("PULLSCHED_BENCH_BROKERS"); s != "" {
 		cfg.Brokers = strings.Split(s, ",")
 	}
@@ -47,7 +47,7 @@ func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips the 1 s benchmark smoke run")
 	}
-	res, err := Bench(context.Background(), BenchConfig{Rate: 500, Duration: time.Second, Warmup: 50, Workers: 2, Partitions: 2})
+	res, err := Run(context.Background(), Config{Rate: 500, Duration: time.Second, Warmup: 50, Workers: 2, Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

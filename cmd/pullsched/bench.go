@@ -11,14 +11,14 @@ import (
 
 	"github.com/pullsched/pullsched/benchchain"
 	"github.com/pullsched/pullsched/config"
-	"github.com/pullsched/pullsched/scheduler"
+	"github.com/pullsched/pullsched/schedbench"
 )
 
 const benchUsage = "usage: pullsched bench scheduler|chain [--brokers host:port | --embedded] [flags]"
 
 func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	addCommon(fs, c, "")
-	var cfg scheduler.BenchConfig
+	var cfg schedbench.Config
 	embedded := fs.Bool("embedded", false, "ignore --brokers and run on an embedded broker (chain: the default unless --brokers is given)")
 	fs.IntVar(&cfg.Workers, "workers", 8, "no-op workers (scheduler: answering assignments with completions; chain: HTTP workers behind the chain, default 5)")
 	fs.IntVar(&cfg.Functions, "functions", 100, "distinct functions the arrivals cycle through (chain: default 40)")
@@ -57,7 +57,7 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 		}
 		cfg.Partitions = int32(c.partitions)
 		cfg.Logger = c.log
-		res, err := scheduler.Bench(ctx, cfg)
+		res, err := schedbench.Run(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -68,7 +68,7 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 
 // benchChain runs `pullsched bench chain`: the flags shared with bench
 // scheduler take the chain's defaults unless set.
-func benchChain(ctx context.Context, fs *flag.FlagSet, c *common, ch benchchain.Config, sc scheduler.BenchConfig,
+func benchChain(ctx context.Context, fs *flag.FlagSet, c *common, ch benchchain.Config, sc schedbench.Config,
 	embedded bool, rates, targets []string, direct bool, cpuProfile, jsonOut string) error {
 	if flagWasSet(fs, "workers") {
 		ch.Workers = sc.Workers
