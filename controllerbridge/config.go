@@ -119,6 +119,20 @@ type Config struct {
 	// RetryAfter is the Retry-After this controller sends with a 429 (whole
 	// seconds, at least 1). Default 1s.
 	RetryAfter time.Duration
+	// AdmissionTarget is how long the chain may keep every request of an
+	// AdmissionInterval waiting (their time from arrival to result less
+	// the function's duration) before /run sheds load: it then limits the
+	// requests waiting at once and answers the rest 429 with Retry-After at
+	// once, instead of letting them wait past their timeout (see
+	// admission). Default DefaultAdmissionTarget (250ms, chosen by
+	// measurement: docs/BENCHMARKS.md); negative: no admission control
+	// beyond MaxWaiting. Lower sheds sooner and keeps admitted requests
+	// faster under overload, at the risk of shedding bursts the chain
+	// would have absorbed.
+	AdmissionTarget time.Duration
+	// AdmissionInterval is the window the admission rule takes the smallest
+	// added time over. Default DefaultAdmissionInterval (100ms).
+	AdmissionInterval time.Duration
 	// PublishTimeout bounds publishing one arrival (broker acknowledgement
 	// included); a failure answers 503. Default 10s.
 	PublishTimeout time.Duration
@@ -171,6 +185,12 @@ func (c Config) withDefaults() Config {
 	if c.RetryAfter == 0 {
 		c.RetryAfter = time.Second
 	}
+	if c.AdmissionTarget == 0 {
+		c.AdmissionTarget = DefaultAdmissionTarget
+	}
+	if c.AdmissionInterval == 0 {
+		c.AdmissionInterval = DefaultAdmissionInterval
+	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 10 * time.Second
 	}
@@ -213,7 +233,7 @@ func (c Config) Validate() error {
 		return bad("negative max body %d", c.MaxBody)
 	case c.DefaultTimeout < 0 || c.MaxTimeout < 0 || c.ResultMargin < 0 || c.ActivationTTL < 0 ||
 		c.RetryAfter < 0 || c.PublishTimeout < 0 || c.HeartbeatTimeout < 0 || c.ReadHeaderTimeout < 0 ||
-		c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.DrainTimeout < 0:
+		c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.DrainTimeout < 0 || c.AdmissionInterval < 0:
 		return bad("negative duration")
 	case c.DefaultTimeout > c.MaxTimeout:
 		return bad("default timeout %s exceeds max timeout %s", c.DefaultTimeout, c.MaxTimeout)

@@ -29,6 +29,7 @@ type Controller struct {
 	book  *book
 	view  *workerView
 	m     *metrics
+	adm   *admission // sheds load when the chain is behind (admission.go)
 
 	ready    chan struct{}
 	started  atomic.Bool
@@ -78,6 +79,8 @@ func New(cfg Config) (*Controller, error) {
 		abort: make(chan struct{}),
 	}
 	c.m = newMetrics(srv.Registry(), c)
+	c.adm = newAdmission(cfg.AdmissionTarget, cfg.AdmissionInterval)
+	c.adm.register(srv.Registry())
 	c.routes()
 	return c, nil
 }

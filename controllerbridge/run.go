@@ -181,6 +181,10 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now()
+	if !c.adm.admit(now, c.book.waiting()) {
+		return c.writeFailure(w, http.StatusTooManyRequests, "", topics.ReasonOverloaded,
+			"the chain is behind: requests wait longer than the admission target; retry later")
+	}
 	a := &topics.Arrival{
 		ID:       topics.NewID(),
 		Function: req.fn,
@@ -269,6 +273,10 @@ func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runReque
 				"the request with this Idempotency-Key could not be published; retry")
 		}
 		c.book.drop(id) // first, so that a GET right after the answer finds it gone
+		// What the chain added: the wait since arrival less the function's run.
+		now := time.Now()
+		arrived := waitUntil.Add(-c.cfg.ResultMargin - req.timeout)
+		c.adm.observe(now, now.Sub(arrived)-time.Duration(res.DurationMs*float64(time.Millisecond)), c.book.waiting())
 		return c.writeResult(w, res)
 	case <-timer.C:
 		c.book.unwait(id, ch)

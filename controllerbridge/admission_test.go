@@ -1,0 +1,159 @@
+package controllerbridge
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pullsched/pullsched/kafkaconn"
+)
+
+// TestAdmissionRule walks the rule through sequences of answers and
+// arrivals, at times relative to t0, and checks the limit and decisions.
+func TestAdmissionRule(t *testing.T) {
+	const ms = time.Millisecond
+	type step struct {
+		at      time.Duration // since t0
+		observe time.Duration // > 0: an answer with this added time; else an arrival
+		waiting int
+		admit   bool // for arrivals: the expected decision
+		limit   int  // the limit expected after the step (-1: do not check)
+	}
+	arrive := func(at time.Duration, waiting int, admit bool, limit int) step {
+		return step{at: at, waiting: waiting, admit: admit, limit: limit}
+	}
+	answer := func(at, added time.Duration, waiting int) step {
+		return step{at: at, observe: added, waiting: waiting, limit: -1}
+	}
+	// answers spreads n answers with the same added time over [from, to).
+	answers := func(from, to time.Duration, n int, added time.Duration, waiting int) []step {
+		var out []step
+		for i := range n {
+			out = append(out, answer(from+(to-from)*time.Duration(i)/time.Duration(n), added, waiting))
+		}
+		return out
+	}
+	seq := func(parts ...any) []step {
+		var out []step
+		for _, p := range parts {
+			switch p := p.(type) {
+			case step:
+				out = append(out, p)
+			case []step:
+				out = append(out, p...)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"fast answers never limit", seq(
+			arrive(0, 0, true, 0), answer(10*ms, 5*ms, 100), answer(90*ms, 240*ms, 300),
+			arrive(150*ms, 5000, true, 0), answer(160*ms, 3*ms, 10), arrive(300*ms, 9000, true, 0),
+		)},
+		{"one slow answer among fast ones is a burst, not a queue", seq(
+			arrive(0, 0, true, 0), answer(10*ms, 2*time.Second, 400), answer(20*ms, 4*ms, 400),
+			arrive(120*ms, 400, true, 0),
+		)},
+		{"a standing queue sets the limit to the answers per target", seq(
+			arrive(0, 0, true, 0), arrive(10*ms, 800, true, 0),
+			// 80 answers in 100ms, each 1s late: 800/s × 250ms = 200.
+			answers(10*ms, 100*ms, 80, time.Second, 800),
+			arrive(100*ms, 800, false, 200), arrive(110*ms, 199, true, 200), arrive(120*ms, 200, false, 200),
+		)},
+		{"the rate is taken over the interval's real length", seq(
+			arrive(0, 0, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			// Closed at 400ms: 80 answers in 400ms, 200/s × 250ms = 50.
+			arrive(400*ms, 800, false, 50),
+		)},
+		{"the limit never goes below the minimum", seq(
+			arrive(0, 20, true, 0), answer(20*ms, 10*time.Second, 20),
+			arrive(100*ms, 16, false, admissionMinLimit), arrive(101*ms, 15, true, admissionMinLimit),
+		)},
+		{"while the queue stands the limit follows the rate", seq(
+			arrive(0, 800, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			arrive(100*ms, 800, false, 200), answers(100*ms, 200*ms, 120, 900*ms, 200),
+			arrive(200*ms, 200, true, 300), answers(200*ms, 300*ms, 40, 800*ms, 200),
+			arrive(300*ms, 200, false, 100),
+		)},
+		{"fast answers raise the limit by a tenth, then lift it", seq(
+			arrive(0, 800, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			arrive(100*ms, 200, false, 200), answer(150*ms, 10*ms, 200),
+			arrive(200*ms, 200, true, 220), answer(250*ms, 10*ms, 100),
+			// Peak 200 in the interval from 200ms: 242 < 2×200+16, kept.
+			arrive(300*ms, 100, true, 242), answer(350*ms, 10*ms, 50),
+			// Peak 100: 266 ≥ 2×100+16: lifted.
+			arrive(400*ms, 50, true, 0),
+		)},
+		{"an interval without answers keeps the limit", seq(
+			arrive(0, 800, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			arrive(100*ms, 200, false, 200), arrive(250*ms, 150, true, 200), arrive(400*ms, 150, true, 200),
+		)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdmission(DefaultAdmissionTarget, DefaultAdmissionInterval)
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			for i, s := range tc.steps {
+				now := t0.Add(s.at)
+				if s.observe > 0 {
+					a.observe(now, s.observe, s.waiting)
+				} else if got := a.admit(now, s.waiting); got != s.admit {
+					t.Fatalf("step %d (%s, %d waiting): admit = %v, want %v", i, s.at, s.waiting, got, s.admit)
+				}
+				if l, _, _ := a.state(); s.limit >= 0 && l != s.limit {
+					t.Fatalf("step %d (%s): limit %d, want %d", i, s.at, l, s.limit)
+				}
+			}
+		})
+	}
+}
+
+func TestAdmissionOff(t *testing.T) {
+	a := newAdmission(-1, DefaultAdmissionInterval)
+	t0 := time.Now()
+	for i := range 10 {
+		a.observe(t0.Add(time.Duration(i)*time.Second), time.Hour, 1000)
+		if !a.admit(t0.Add(time.Duration(i)*time.Second+time.Millisecond), 1_000_000) {
+			t.Fatal("a disabled rule refused a request")
+		}
+	}
+}
+
+// TestAdmissionAnswers429 drives a controller's handler with a rule already
+// cut: a request beyond the limit is answered 429 with Retry-After at once,
+// and nothing is published.
+func TestAdmissionAnswers429(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := New(Config{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, Listen: "127.0.0.1:0", ID: "adm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.srv.Close()
+		// Cut the limit to the minimum: an interval of answers that waited 10s.
+		now := time.Now()
+		c.adm.observe(now, 10*time.Second, 0)
+		time.Sleep(DefaultAdmissionInterval)
+		// Fill the book with the minimum number of waiting requests.
+		for i := range admissionMinLimit {
+			if _, ok := c.book.register(strings.Repeat("x", 10)+string(rune('a'+i)), true, time.Now(), time.Now().Add(time.Minute)); !ok {
+				t.Fatal("register refused")
+			}
+		}
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/run/f", strings.NewReader("{}"))
+		c.srv.Mux().ServeHTTP(rec, req)
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" ||
+			!strings.Contains(rec.Body.String(), `"reason":"overloaded"`) {
+			t.Fatalf("answer %d %v %s; want 429 with Retry-After 1 and reason overloaded", rec.Code, rec.Header(), rec.Body)
+		}
+		if l, refused, cuts := c.adm.state(); l != admissionMinLimit || refused != 1 || cuts != 1 {
+			t.Errorf("limit %d refused %d cuts %d; want %d, 1, 1", l, refused, cuts, admissionMinLimit)
+		}
+	})
+}
