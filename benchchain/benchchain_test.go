@@ -203,3 +203,21 @@ func TestSmokeInProcess(t *testing.T) {
 		}
 	}
 }
+
+func TestWindowMins(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := windowMins{start: t0}
+	if w.max() != 0 {
+		t.Fatal("max of nothing")
+	}
+	const ms = time.Millisecond
+	// Window 0: 2 and 50 ms; window 1: none; window 2: 30 and 400 ms.
+	w.add(t0.Add(10*ms), 50*ms)
+	w.add(t0.Add(90*ms), 2*ms)
+	w.add(t0.Add(250*ms), 400*ms)
+	w.add(t0.Add(299*ms), 30*ms)
+	w.add(t0.Add(-5*ms), 70*ms) // before start: window 0
+	if got := w.max(); got != 30*ms {
+		t.Errorf("max of window minima = %s, want 30ms (window 2)", got)
+	}
+}

@@ -150,7 +150,8 @@ func startInProcess(ctx context.Context, cfg Config, workers []*noopWorker) (_ *
 
 // controllerConfig is the controller's configuration for cfg.
 func (c *chain) controllerConfig(cfg Config) controllerbridge.Config {
-	return controllerbridge.Config{Kafka: c.kafka, Topics: c.tc, Listen: "127.0.0.1:0", Logger: cfg.Logger, ID: "benchchain"}
+	return controllerbridge.Config{Kafka: c.kafka, Topics: c.tc, Listen: "127.0.0.1:0", Logger: cfg.Logger, ID: "benchchain",
+		AdmissionTarget: cfg.AdmissionTarget}
 }
 
 // ensureTopics creates the topics of the run.
@@ -357,7 +358,11 @@ func startProcesses(ctx context.Context, cfg Config, workers []*noopWorker) (_ *
 		}
 		parts = append(parts, p)
 	}
-	ctl, err := spawn("controller", "controller", "--id", "benchchain")
+	ctlArgs := []string{"--id", "benchchain"}
+	if cfg.AdmissionTarget != 0 {
+		ctlArgs = append(ctlArgs, "--admission-target", cfg.AdmissionTarget.String())
+	}
+	ctl, err := spawn("controller", "controller", ctlArgs...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +44,10 @@ type load struct {
 	base      string // target base URL
 	query     string // appended to every /run URL ("" or "?...")
 	functions int
+	// maxInFlight bounds the requests in flight (0: none): one beyond is
+	// not sent and counts as "not-sent", so that a target that stops
+	// answering cannot take the client's file descriptors.
+	maxInFlight int
 }
 
 // outcome is the answer to one request.
@@ -59,16 +65,20 @@ func (l *load) run(ctx context.Context, target string, rate float64, d time.Dura
 	n := requestCount(rate, d)
 	res := Result{Target: target, Rate: rate, Duration: d.Seconds(), Statuses: map[string]int{}}
 	var (
-		mu     sync.Mutex
-		lat    Latencies
-		wg     sync.WaitGroup
-		maxLag time.Duration
+		mu       sync.Mutex
+		lat      Latencies
+		wg       sync.WaitGroup
+		maxLag   time.Duration
+		wins     windowMins
+		rej      Latencies // of 429 and 503 answers
+		inFlight atomic.Int64
 	)
 	urls := make([]string, l.functions)
 	for f := range urls {
 		urls[f] = l.base + "/run/f-" + strconv.Itoa(f) + l.query
 	}
 	start := time.Now().Add(20 * time.Millisecond)
+	wins.start = start
 	for i := range n {
 		at := start.Add(sendOffset(i, rate))
 		if w := time.Until(at); w > 0 {
@@ -84,11 +94,20 @@ func (l *load) run(ctx context.Context, target string, rate float64, d time.Dura
 		if lag := time.Since(at); lag > maxLag {
 			maxLag = lag
 		}
+		if l.maxInFlight > 0 && inFlight.Load() >= int64(l.maxInFlight) {
+			mu.Lock()
+			res.Statuses["not-sent"]++
+			mu.Unlock()
+			res.Sent++
+			continue
+		}
 		res.Sent++
+		inFlight.Add(1)
 		wg.Add(1)
 		go func(url string, at time.Time) {
 			defer wg.Done()
 			o := l.one(ctx, url, at)
+			inFlight.Add(-1)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Statuses[o.status]++
@@ -96,16 +115,19 @@ func (l *load) run(ctx context.Context, target string, rate float64, d time.Dura
 			case "200":
 				res.OK++
 				lat.Add(o.latency)
+				wins.add(at.Add(o.latency), o.latency)
 			case "429", "503":
 				if o.retryAfter {
 					res.RetryAfter++
 				}
-				res.RejectMaxMs = max(res.RejectMaxMs, ms(o.latency))
+				rej.Add(o.latency)
 			}
 		}(urls[i%len(urls)], at)
 	}
 	wg.Wait()
 	res.SendLagMax = ms(maxLag)
+	res.WindowMinMax = ms(wins.max())
+	res.RejectP50Ms, res.RejectP99Ms, res.RejectMaxMs = ms(rej.Percentile(50)), ms(rej.Percentile(99)), ms(rej.Max())
 	summarize(&res, &lat)
 	return res, nil
 }
@@ -134,4 +156,50 @@ func (l *load) one(ctx context.Context, url string, at time.Time) outcome {
 		o.status = "error"
 	}
 	return o
+}
+
+// windowMinInterval is the width of the windows windowMins takes minima
+// over: the controller's admission interval.
+const windowMinInterval = 100 * time.Millisecond
+
+// windowMins keeps the smallest latency of the answers that ended in each
+// windowMinInterval since start: a window whose smallest latency is high
+// is a standing queue, which is what the controller's admission rule
+// watches for.
+type windowMins struct {
+	start time.Time
+	mins  []time.Duration // by window; 0: no answer yet
+}
+
+func (w *windowMins) add(end time.Time, lat time.Duration) {
+	i := int(end.Sub(w.start) / windowMinInterval)
+	if i < 0 {
+		i = 0
+	}
+	for len(w.mins) <= i {
+		w.mins = append(w.mins, 0)
+	}
+	if w.mins[i] == 0 || lat < w.mins[i] {
+		w.mins[i] = max(lat, 1)
+	}
+}
+
+// max is the largest window minimum.
+func (w *windowMins) max() time.Duration {
+	var m time.Duration
+	for _, v := range w.mins {
+		m = max(m, v)
+	}
+	return m
+}
+
+// defaultMaxInFlight is the client's bound on requests in flight: half the
+// file descriptors this process may open, less some for everything else
+// (against the direct target both ends of each connection are here).
+func defaultMaxInFlight() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return 100_000
+	}
+	return max(int(lim.Cur)/2-500, 100)
 }

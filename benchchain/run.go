@@ -67,6 +67,9 @@ type Config struct {
 	Progress io.Writer
 	// Logger receives the in-process parts' logs. Default: none.
 	Logger zerolog.Logger
+	// AdmissionTarget is the controller's Config.AdmissionTarget. Default:
+	// the controller's default; negative: off.
+	AdmissionTarget time.Duration
 	// LogLevel is the processes' log level. Default "warn".
 	LogLevel string
 }
@@ -198,19 +201,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			meter.pids[p.kind] = append(meter.pids[p.kind], p.pid())
 		}
 	}
-	client := newClient(cfg.Timeout)
-	defer client.CloseIdleConnections()
 	targets := map[string]*load{}
 	var order []string
+	inFlight := defaultMaxInFlight()
 	if cfg.Direct {
-		targets["direct"] = &load{client: client, base: workers[0].URL(), functions: cfg.Functions}
+		targets["direct"] = &load{client: newClient(cfg.Timeout), base: workers[0].URL(), functions: cfg.Functions, maxInFlight: inFlight}
 		order = append(order, "direct")
 	}
 	if cfg.Chain {
 		q := "?timeout=" + strconv.FormatFloat(cfg.Timeout.Seconds(), 'f', -1, 64)
-		targets["chain"] = &load{client: client, base: ch.url, query: q, functions: cfg.Functions}
+		targets["chain"] = &load{client: newClient(cfg.Timeout), base: ch.url, query: q, functions: cfg.Functions, maxInFlight: inFlight}
 		order = append(order, "chain")
-		if err := firstAnswers(ctx, client, ch.url+"/run/f-0"+q, 60*time.Second); err != nil {
+		if err := firstAnswers(ctx, targets["chain"].client, ch.url+"/run/f-0"+q, 60*time.Second); err != nil {
 			return rep, err
 		}
 	}
@@ -236,6 +238,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			before := meter.sample()
 			res, err := targets[t].run(ctx, t, rate, cfg.Duration)
 			after := meter.sample()
+			// The next run starts with no connections left from this one.
+			targets[t].client.CloseIdleConnections()
 			if profiling {
 				pprof.StopCPUProfile()
 				cfg.CPUProfile = nil // one profile: the first chain run

@@ -68,10 +68,18 @@ type Result struct {
 	// in ms: large values mean the client, not the target, limited the
 	// rate (its lag is in the latencies all the same).
 	SendLagMax float64 `json:"send_lag_max_ms"`
-	// RetryAfter counts the 429 and 503 answers that carried Retry-After,
-	// and RejectMaxMs is the slowest of those answers (ms): overload should
-	// be refused quickly.
+	// WindowMinMax is the largest, over the 100 ms windows the 200 answers
+	// ended in, of a window's smallest latency (ms): above the latency of
+	// an idle chain only when every request of some window queued, what
+	// the controller's admission rule watches for.
+	WindowMinMax float64 `json:"window_min_max_ms"`
+	// RetryAfter counts the 429 and 503 answers that carried Retry-After;
+	// RejectP50Ms, RejectP99Ms and RejectMaxMs are the latencies of all 429
+	// and 503 answers (ms, from the intended send time): overload should be
+	// refused quickly.
 	RetryAfter  int     `json:"retry_after"`
+	RejectP50Ms float64 `json:"reject_p50_ms"`
+	RejectP99Ms float64 `json:"reject_p99_ms"`
 	RejectMaxMs float64 `json:"reject_max_ms"`
 	// CPU is the CPU milliseconds each part spent per request sent, by part
 	// name ("bench" is this process: the client and the no-op workers, and
@@ -140,7 +148,7 @@ func (rep Report) WriteJSON(w io.Writer) error {
 // latency over the direct target where both ran at a rate.
 func (rep Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "target\trate/s\tachieved/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tstatuses\tcpu ms/req\theld\t\n")
+	fmt.Fprintf(tw, "target\trate/s\tachieved/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\twin-min ms\t429/503 p99 ms\tstatuses\tcpu ms/req\theld\t\n")
 	direct := map[float64]Result{}
 	for _, r := range rep.Results {
 		if r.Target == "direct" {
@@ -148,8 +156,8 @@ func (rep Report) WriteTable(w io.Writer) error {
 		}
 	}
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%g\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%v\t\n", r.Target, r.Rate, r.Achieved,
-			r.P50, r.P90, r.P99, r.Max, statusString(r.Statuses), cpuString(r.CPU), r.Held)
+		fmt.Fprintf(tw, "%s\t%g\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%v\t\n", r.Target, r.Rate, r.Achieved,
+			r.P50, r.P90, r.P99, r.Max, r.WindowMinMax, r.RejectP99Ms, statusString(r.Statuses), cpuString(r.CPU), r.Held)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -37,6 +37,7 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.BoolVar(&ch.Processes, "processes", false, "chain: run each part as a pullsched process (and report each part's CPU) instead of in this process")
 	fs.DurationVar(&ch.Timeout, "timeout", 10*time.Second, "chain: each request's timeout at the client, also sent as ?timeout=")
 	fs.DurationVar(&ch.Warmup, "warmup", 2*time.Second, "chain: unrecorded load at the lowest rate before the runs (negative: none)")
+	fs.DurationVar(&ch.AdmissionTarget, "admission-target", 0, "chain: the controller's --admission-target (0: its default; negative: off)")
 	fs.IntVar(&ch.BrokerPID, "broker-pid", 0, "chain: pid of the --brokers Kafka, to report its CPU per request")
 	fs.StringVar(&ch.Binary, "binary", "", "chain --processes: the pullsched executable (default: this one)")
 	fs.StringVar(&ch.LogDir, "log-dir", "", "chain --processes: directory of the parts' logs (default: a new temporary one)")
