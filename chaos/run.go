@@ -196,6 +196,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		r.logf("scenario %s: %s", sc.Name, sc.Doc)
 		res := r.scenario(ctx, sc)
+		if ctx.Err() != nil {
+			break // an interrupted scenario judges nothing
+		}
 		verdict := "pass"
 		if !res.Pass {
 			verdict = "FAIL: " + strings.Join(res.Failures, "; ")
