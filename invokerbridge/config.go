@@ -16,6 +16,13 @@ import (
 	"github.com/pullsched/pullsched/topics"
 )
 
+// Defaults of Config's HeartbeatInterval, CallTimeout and DrainTimeout.
+const (
+	DefaultHeartbeatInterval = time.Second
+	DefaultCallTimeout       = 5 * time.Minute
+	DefaultDrainTimeout      = 30 * time.Second
+)
+
 // Defaults of the predecessor read (see Config.PredecessorWindow).
 const (
 	DefaultPredecessorWindow   = 5 * time.Minute
@@ -177,16 +184,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.ID = topics.SanitizeID("invoker-" + h)
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = time.Second
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = min(c.HeartbeatInterval/2, time.Second)
 	}
 	if c.CallTimeout == 0 {
-		c.CallTimeout = 5 * time.Minute
+		c.CallTimeout = DefaultCallTimeout
 	}
 	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 30 * time.Second
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 30 * time.Second

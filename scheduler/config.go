@@ -106,6 +106,13 @@ type Config struct {
 	Clock func() time.Time
 }
 
+// Defaults of Config's PendingCap, HeartbeatTimeout and DefaultTimeout.
+const (
+	DefaultPendingCap       = 10000
+	DefaultHeartbeatTimeout = 3 * time.Second
+	DefaultArrivalTimeout   = 5 * time.Minute
+)
+
 // DefaultSessionTimeout is Config.SessionTimeout's default.
 const DefaultSessionTimeout = 2 * time.Second
 
@@ -129,13 +136,13 @@ func (c Config) WithDefaults() Config {
 		c.Pending = policy.DisciplineFIFO
 	}
 	if c.PendingCap == 0 {
-		c.PendingCap = 10000
+		c.PendingCap = DefaultPendingCap
 	}
 	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = 3 * time.Second
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
 	if c.DefaultTimeout == 0 {
-		c.DefaultTimeout = 5 * time.Minute
+		c.DefaultTimeout = DefaultArrivalTimeout
 	}
 	if c.TimeoutMargin == 0 {
 		c.TimeoutMargin = 2 * time.Second

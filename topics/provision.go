@@ -46,13 +46,18 @@ type Config struct {
 	DLQRetention time.Duration
 }
 
+// DefaultPartitions is Config.Partitions' default: how many partitions
+// arrivals and worker-events get, so how many scheduler replicas can share
+// the functions.
+const DefaultPartitions = 8
+
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.Prefix == "" && !c.NoPrefix {
 		c.Prefix = DefaultPrefix
 	}
 	if c.Partitions == 0 {
-		c.Partitions = 8
+		c.Partitions = DefaultPartitions
 	}
 	if c.Replication == 0 {
 		c.Replication = -1

@@ -84,15 +84,23 @@ var ErrConfig = errors.New("workersim: invalid config")
 
 // withDefaults returns cfg with defaults applied, or an error wrapping
 // ErrConfig.
+// Defaults of a simulated worker: the paper's m5.xlarge (4 vCPUs, 16 GiB)
+// with OpenLambda's 512 MB sandboxes.
+const (
+	DefaultCores     = 4
+	DefaultMemoryMB  = 16384
+	DefaultSandboxMB = 512
+)
+
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Cores == 0 {
-		cfg.Cores = 4
+		cfg.Cores = DefaultCores
 	}
 	if cfg.MemoryMB == 0 {
-		cfg.MemoryMB = 16384
+		cfg.MemoryMB = DefaultMemoryMB
 	}
 	if cfg.SandboxMB == 0 {
-		cfg.SandboxMB = 512
+		cfg.SandboxMB = DefaultSandboxMB
 	}
 	switch {
 	case cfg.FreeGoal == 0:

@@ -21,9 +21,9 @@ func setupDev(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	capacity := fs.Int("capacity", 0, "in-flight limit each bridge advertises (0: no limit, as Hiku)")
 	token := fs.String("admin-token", "", "admin API bearer token (default: a random one, printed)")
 	var sim workersim.Config
-	fs.IntVar(&sim.Cores, "cores", 4, "simulated CPUs per worker")
-	fs.IntVar(&sim.MemoryMB, "memory-mb", 16384, "sandbox memory per worker in MB")
-	fs.IntVar(&sim.SandboxMB, "sandbox-mb", 512, "memory per sandbox in MB")
+	fs.IntVar(&sim.Cores, "cores", workersim.DefaultCores, "simulated CPUs per worker")
+	fs.IntVar(&sim.MemoryMB, "memory-mb", workersim.DefaultMemoryMB, "sandbox memory per worker in MB")
+	fs.IntVar(&sim.SandboxMB, "sandbox-mb", workersim.DefaultSandboxMB, "memory per sandbox in MB")
 	fs.Float64Var(&sim.TimeScale, "time-scale", 1, "wall time per simulated time (0.1 runs ten times faster)")
 	fs.DurationVar(&sim.KeepAlive, "sim-keep-alive", 0, "idle sandbox lifetime on the simulated workers (0: until memory pressure)")
 	return func(ctx context.Context) error {

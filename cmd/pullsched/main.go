@@ -76,7 +76,7 @@ func addCommon(fs *flag.FlagSet, c *common, defaultListen string) {
 	fs.StringVar(&c.listen, "listen", defaultListen, "host:port of this part's HTTP server (metrics, health, its API)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.configFile, config.ConfigFlag, "", "YAML or JSON config file (keys are flag names; Hiku's JSON is accepted)")
-	fs.IntVar(&c.partitions, "partitions", 8, "partitions of arrivals and worker-events when creating them")
+	fs.IntVar(&c.partitions, "partitions", topics.DefaultPartitions, "partitions of arrivals and worker-events when creating them")
 	fs.IntVar(&c.replication, "replication", -1, "replication factor of created topics (-1: the broker's default)")
 }
 

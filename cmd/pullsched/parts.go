@@ -32,7 +32,7 @@ func addPolicyFlags(fs *flag.FlagSet, p *policyFlags) {
 	fs.DurationVar(&p.keepAlive, "keep-alive", policy.DefaultKeepAlive, "how long an idle entry is trusted without news from its worker")
 	fs.Float64Var(&p.loadBound, "load-bound", policy.DefaultLoadBound, "chbl's load bound c")
 	fs.StringVar(&p.pending, "pending", "fifo", fmt.Sprintf("pending-queue discipline: %v", policy.Disciplines()))
-	fs.IntVar(&p.pendCap, "pending-cap", 10000, "bound of the pending queue; beyond it arrivals get 429")
+	fs.IntVar(&p.pendCap, "pending-cap", scheduler.DefaultPendingCap, "bound of the pending queue; beyond it arrivals get 429")
 	fs.IntVar(&p.capacity, "worker-capacity", 0, "in-flight limit of a worker that advertises none (0: unlimited, as in Hiku)")
 }
 
@@ -45,8 +45,8 @@ func setupScheduler(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	var p policyFlags
 	addPolicyFlags(fs, &p)
 	id := fs.String("id", "", "replica id (default <hostname>-<pid>)")
-	hb := fs.Duration("heartbeat-timeout", 3*time.Second, "a worker silent this long leaves the rotation")
-	timeout := fs.Duration("default-timeout", 5*time.Minute, "execution timeout of arrivals without a deadline")
+	hb := fs.Duration("heartbeat-timeout", scheduler.DefaultHeartbeatTimeout, "a worker silent this long leaves the rotation")
+	timeout := fs.Duration("default-timeout", scheduler.DefaultArrivalTimeout, "execution timeout of arrivals without a deadline")
 	stuck := fs.Duration("stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a partition holds unfinished records and finishes none this long (negative: never)")
 	session := fs.Duration("session-timeout", scheduler.DefaultSessionTimeout, "consumer-group session: a crashed replica's partitions move to the others after about 1.25× this (raised to the broker's group.min.session.timeout.ms)")
 	return func(ctx context.Context) error {
@@ -73,9 +73,9 @@ func setupInvoker(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.StringVar(&cfg.Advertise, "advertise", "", "host:port eviction notices name this worker by (default: the URL's)")
 	fs.BoolVar(&cfg.Pool, "pool", false, "serve every admin-added worker from the workers topic instead of one worker")
 	fs.IntVar(&cfg.Capacity, "capacity", 0, "in-flight limit advertised to the scheduler, and concurrent calls per worker (0: no limit, as Hiku; see docs/EVALUATION.md for what a limit costs)")
-	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", time.Second, "how often the worker record is written")
-	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 5*time.Minute, "bound of a call whose assignment has no deadline")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for calls in flight")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", invokerbridge.DefaultHeartbeatInterval, "how often the worker record is written")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", invokerbridge.DefaultCallTimeout, "bound of a call whose assignment has no deadline")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", invokerbridge.DefaultDrainTimeout, "how long shutdown waits for calls in flight")
 	fs.DurationVar(&cfg.StuckAfter, "stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a worker's partition holds records no call runs and finishes none this long (negative: never)")
 	fs.DurationVar(&cfg.PredecessorWindow, "predecessor-window", invokerbridge.DefaultPredecessorWindow, "how far back worker-events are read for what a crashed predecessor finished, so re-delivered assignments are not run again (negative: never)")
 	fs.Int64Var(&cfg.PredecessorMaxBytes, "predecessor-max-bytes", invokerbridge.DefaultPredecessorMaxBytes, "bound of the bytes that read takes")
