@@ -851,17 +851,17 @@ func TestComposeCICheckCatches(t *testing.T) {
 		}, "the other services are on the host network"},
 		{"published port", func(p *types.Project) {
 			s := p.Services["controller"]
-			s.Ports = []types.ServicePortConfig{{Target: 19020, Published: "19020", Protocol: "tcp"}}
+			s.Ports = []types.ServicePortConfig{{Target: 25020, Published: "25020", Protocol: "tcp"}}
 			p.Services["controller"] = s
 		}, "publishes ports on the host network"},
-		{"listen on every interface", setServiceEnv("controller", "PULLSCHED_LISTEN", "0.0.0.0:19020"), "listens on a loopback address"},
-		{"two parts on one port", setServiceEnv("scheduler-2", "PULLSCHED_LISTEN", "127.0.0.1:19030"), "both listen on port 19030"},
-		{"a part on Kafka's port", setServiceEnv("invoker-1", "PULLSCHED_LISTEN", "127.0.0.1:19092"), "both listen on port 19092"},
+		{"listen on every interface", setServiceEnv("controller", "PULLSCHED_LISTEN", "0.0.0.0:25020"), "listens on a loopback address"},
+		{"two parts on one port", setServiceEnv("scheduler-2", "PULLSCHED_LISTEN", "127.0.0.1:25030"), "both listen on port 25030"},
+		{"a part on Kafka's port", setServiceEnv("invoker-1", "PULLSCHED_LISTEN", "127.0.0.1:25092"), "both listen on port 25092"},
 		{"broker by service name", setServiceEnv("scheduler-1", "PULLSCHED_BROKERS", "kafka:19092"), "not an internal listener"},
 		{"Kafka advertises a name", setServiceEnv("kafka", "KAFKA_ADVERTISED_LISTENERS", "INTERNAL://kafka:19092"), "not a loopback address"},
-		{"Kafka binds every interface", setServiceEnv("kafka", "KAFKA_LISTENERS", "INTERNAL://:19092,CONTROLLER://127.0.0.1:19093"), "binds no loopback address"},
-		{"worker by service name", setServiceEnv("invoker-2", "PULLSCHED_WORKER_URL", "http://workersim-2:18082"), "workersim-2 has no invoker bridge"},
-		{"notices by service name", setServiceEnv("workersim-1", "PULLSCHED_NOTIFY_URL", "http://invoker-1:19041"), "takes notices at"},
+		{"Kafka binds every interface", setServiceEnv("kafka", "KAFKA_LISTENERS", "INTERNAL://:25092,CONTROLLER://127.0.0.1:25093"), "binds no loopback address"},
+		{"worker by service name", setServiceEnv("invoker-2", "PULLSCHED_WORKER_URL", "http://workersim-2:25082"), "workersim-2 has no invoker bridge"},
+		{"notices by service name", setServiceEnv("workersim-1", "PULLSCHED_NOTIFY_URL", "http://invoker-1:25041"), "takes notices at"},
 		{"Kafka health check elsewhere", func(p *types.Project) {
 			s := p.Services["kafka"]
 			hc := *s.HealthCheck
