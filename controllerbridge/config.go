@@ -53,8 +53,8 @@ func arrivalOverhead() int {
 // DefaultMaxActivationBytes is the default Config.MaxActivationBytes: 64 MiB.
 const DefaultMaxActivationBytes = 64 << 20
 
-// ErrInvalidConfig is wrapped by every error Config.Validate returns.
-var ErrInvalidConfig = errors.New("controllerbridge: invalid config")
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("controllerbridge: invalid config")
 
 // Config configures a Controller. Zero fields take the defaults documented
 // on each.
@@ -149,8 +149,14 @@ type Config struct {
 	DrainTimeout time.Duration
 }
 
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
+// Defaults of Config's MaxTimeout and MaxWaiting.
+const (
+	DefaultMaxTimeout = 15 * time.Minute
+	DefaultMaxWaiting = 10_000
+)
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	c.Topics = c.Topics.WithDefaults()
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -165,7 +171,7 @@ func (c Config) withDefaults() Config {
 		c.DefaultTimeout = 60 * time.Second
 	}
 	if c.MaxTimeout == 0 {
-		c.MaxTimeout = 15 * time.Minute
+		c.MaxTimeout = DefaultMaxTimeout
 	}
 	if c.ResultMargin == 0 {
 		c.ResultMargin = 5 * time.Second
@@ -180,7 +186,7 @@ func (c Config) withDefaults() Config {
 		c.MaxActivationBytes = DefaultMaxActivationBytes
 	}
 	if c.MaxWaiting == 0 {
-		c.MaxWaiting = 10_000
+		c.MaxWaiting = DefaultMaxWaiting
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = time.Second
@@ -213,20 +219,20 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports settings that cannot work, after defaults are applied.
-// Errors wrap ErrInvalidConfig.
+// Errors wrap ErrConfig.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
 	if err := c.Kafka.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.Topics.Validate(); err != nil {
-		return fmt.Errorf("%w: topics: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: topics: %w", ErrConfig, err)
 	}
 	if err := topics.CheckID("controller", c.ID); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	switch {
 	case c.MaxBody < 0:

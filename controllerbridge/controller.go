@@ -52,7 +52,7 @@ func New(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	log := cfg.Logger.With().Str("part", "controller").Str("controller", cfg.ID).Logger()
 	srv, err := httpserve.New(httpserve.Config{
 		Addr:              cfg.Listen,

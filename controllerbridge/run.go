@@ -297,17 +297,12 @@ func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runReque
 	}
 }
 
-// failureStatus maps a result's reason to the client's status.
+// failureStatus maps a result's reason to the client's status (the
+// contract's ReasonStatus); a result with an unknown reason keeps its own
+// error status, else 502.
 func failureStatus(res *topics.Result) int {
-	switch res.Reason {
-	case topics.ReasonOverloaded:
-		return http.StatusTooManyRequests
-	case topics.ReasonNoWorkers:
-		return http.StatusServiceUnavailable
-	case topics.ReasonTimeout:
-		return http.StatusGatewayTimeout
-	case topics.ReasonWorkerFailed:
-		return http.StatusBadGateway
+	if status, ok := topics.ReasonStatus(res.Reason); ok {
+		return status
 	}
 	if res.Status >= 400 {
 		return res.Status

@@ -132,7 +132,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("minimal config: %v", err)
 	}
-	d := ok.withDefaults()
+	d := ok.WithDefaults()
 	if d.Listen != DefaultListen || d.MaxBody != DefaultMaxBody || DefaultMaxBody < 1<<20-1024 || d.DefaultTimeout != time.Minute || d.ActivationTTL != 10*time.Minute ||
 		!topics.ValidID(d.ID) || !strings.HasPrefix(d.ID, "controller-") || d.writeTimeout() < d.MaxTimeout {
 		t.Errorf("defaults %+v", d)
@@ -150,8 +150,8 @@ func TestConfigValidate(t *testing.T) {
 	for i, mod := range bad {
 		c := ok
 		mod(&c)
-		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("case %d: Validate() = %v, want ErrInvalidConfig", i, err)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("case %d: Validate() = %v, want ErrConfig", i, err)
 		}
 		if ctl, err := New(c); err == nil {
 			_ = ctl.Close()

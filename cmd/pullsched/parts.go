@@ -126,7 +126,7 @@ func addControllerFlags(fs *flag.FlagSet, cfg *controllerbridge.Config) {
 	fs.Int64Var(&cfg.MaxBody, "max-body", controllerbridge.DefaultMaxBody, "largest request body in bytes (413 beyond); the default is what one arrival record can carry")
 	fs.Int64Var(&cfg.MaxActivationBytes, "max-activation-bytes", controllerbridge.DefaultMaxActivationBytes, "bytes of results kept for GET /activations and Idempotency-Key retries; oldest forgotten first")
 	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", 60*time.Second, "how long a request waits for its result unless ?timeout= says otherwise")
-	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", 15*time.Minute, "largest ?timeout= accepted")
-	fs.IntVar(&cfg.MaxWaiting, "max-waiting", 10000, "blocking requests waiting at once (429 beyond)")
+	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", controllerbridge.DefaultMaxTimeout, "largest ?timeout= accepted")
+	fs.IntVar(&cfg.MaxWaiting, "max-waiting", controllerbridge.DefaultMaxWaiting, "blocking requests waiting at once (429 beyond)")
 	fs.DurationVar(&cfg.AdmissionTarget, "admission-target", controllerbridge.DefaultAdmissionTarget, "when every request answered in 100ms waited longer than this in the chain (its time less the function's), limit the requests waiting and answer the rest 429 at once (negative: off; default chosen by measurement, docs/BENCHMARKS.md)")
 }
