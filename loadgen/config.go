@@ -87,9 +87,9 @@ const (
 // ErrConfig is wrapped by every configuration error that Run returns.
 var ErrConfig = errors.New("loadgen: invalid config")
 
-// withDefaults returns cfg with defaults applied, or an error wrapping
+// WithDefaults returns cfg with defaults applied, or an error wrapping
 // ErrConfig.
-func (cfg Config) withDefaults() (Config, error) {
+func (cfg Config) WithDefaults() Config {
 	if len(cfg.Stages) == 0 {
 		cfg.Stages = DefaultStages()
 	} else {
@@ -113,8 +113,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 90 * time.Second
 	}
-	return cfg, cfg.validate()
+	return cfg
 }
+
+// Validate reports a setting that cannot work; its errors wrap ErrConfig.
+func (cfg Config) Validate() error { return cfg.WithDefaults().validate() }
 
 func (cfg Config) validate() error {
 	bad := func(format string, args ...any) error {

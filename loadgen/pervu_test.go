@@ -251,7 +251,8 @@ func TestPerVUMatchesScript(t *testing.T) {
 // mix gives its top function a fifth to nine tenths of them. It fails if
 // the default mode stops being per-VU.
 func TestPerVUFlatterThanShared(t *testing.T) {
-	cfg, err := Config{Target: "http://127.0.0.1:1"}.withDefaults()
+	cfg := Config{Target: "http://127.0.0.1:1"}.WithDefaults()
+	err := cfg.Validate()
 	if err != nil || cfg.MixMode != MixPerVU {
 		t.Fatalf("default mix mode %q (%v), want %q", cfg.MixMode, err, MixPerVU)
 	}

@@ -20,16 +20,17 @@ const maxBody = 1 << 20
 // It returns early, with the requests so far and ctx's error, when ctx
 // ends; every request and goroutine it started has finished by then.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	maxVUs := 0
 	for _, s := range cfg.Stages {
 		maxVUs = max(maxVUs, s.VUs)
 	}
 	r := &runner{cfg: cfg}
 	var fns []Function
+	var err error
 	switch cfg.MixMode {
 	case MixShared:
 		if r.mix, err = NewMix(cfg.Seed, cfg.Copies); err != nil {

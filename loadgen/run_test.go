@@ -344,12 +344,13 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s: err %v", name, err)
 		}
 	}
-	c, err := Config{Target: "http://127.0.0.1:1"}.withDefaults()
+	c := Config{Target: "http://127.0.0.1:1"}.WithDefaults()
+	err := c.Validate()
 	if err != nil || len(c.Stages) != 3 || c.Stages[2] != (Stage{100, 100 * time.Second}) || c.ThinkMin != 100*time.Millisecond ||
 		c.ThinkMax != time.Second || c.Copies != 5 || c.TimeScale != 1 || c.RequestTimeout != 90*time.Second || c.MixMode != MixPerVU {
 		t.Errorf("defaults %+v %v", c, err)
 	}
-	c, _ = Config{Target: "http://127.0.0.1:1", ThinkMax: -1}.withDefaults()
+	c = Config{Target: "http://127.0.0.1:1", ThinkMax: -1}.WithDefaults()
 	if c.ThinkMin != 0 || c.ThinkMax != 0 {
 		t.Errorf("no think: %v %v", c.ThinkMin, c.ThinkMax)
 	}

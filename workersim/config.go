@@ -82,7 +82,7 @@ type Config struct {
 // ErrConfig is wrapped by every configuration error returned by New.
 var ErrConfig = errors.New("workersim: invalid config")
 
-// withDefaults returns cfg with defaults applied, or an error wrapping
+// WithDefaults returns cfg with defaults applied, or an error wrapping
 // ErrConfig.
 // Defaults of a simulated worker: the paper's m5.xlarge (4 vCPUs, 16 GiB)
 // with OpenLambda's 512 MB sandboxes.
@@ -92,7 +92,7 @@ const (
 	DefaultSandboxMB = 512
 )
 
-func (cfg Config) withDefaults() (Config, error) {
+func (cfg Config) WithDefaults() Config {
 	if cfg.Cores == 0 {
 		cfg.Cores = DefaultCores
 	}
@@ -148,8 +148,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Name == "" {
 		cfg.Name = cfg.Advertise
 	}
-	return cfg, cfg.validate()
+	return cfg
 }
+
+// Validate reports a setting that cannot work; its errors wrap ErrConfig.
+func (cfg Config) Validate() error { return cfg.WithDefaults().validate() }
 
 func (cfg Config) validate() error {
 	bad := func(format string, args ...any) error {

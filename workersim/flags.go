@@ -9,7 +9,7 @@ import "flag"
 // documented Config defaults where c holds zero. The listen address is the
 // caller's (pass it to Run).
 func (c *Config) AddFlags(fs *flag.FlagSet) {
-	d, _ := c.withDefaults() // only for the defaults shown; New validates
+	d := c.WithDefaults() // only for the defaults shown; New validates
 	if c.Name == "" {
 		d.Name = ""
 	}

@@ -119,10 +119,10 @@ type counters struct {
 // New returns a running simulator for cfg; it errs, wrapping ErrConfig, on an
 // invalid configuration.
 func New(cfg Config) (*Sim, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	total := cfg.MemoryMB / cfg.SandboxMB
 	goal := int(math.Ceil(cfg.FreeGoal*float64(total) - 1e-9))
 	if goal > total-1 {
