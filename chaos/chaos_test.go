@@ -3,7 +3,11 @@ package chaos
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,5 +403,59 @@ func TestNonceAndRecords(t *testing.T) {
 	fns := functions(16)
 	if len(fns) != 16 || fns[0] != "linpack-1" || fns[8] != "linpack-2" || fns[15] != "dd-2" {
 		t.Errorf("functions(16) = %v", fns)
+	}
+}
+
+func TestProxyCounts(t *testing.T) {
+	var calls atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if strings.HasSuffix(r.URL.Path, "/busy") {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Echo", "1")
+		_, _ = w.Write(b)
+	}))
+	count := newCounter()
+	px, err := newProxy(up.URL, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.close()
+	post := func(path, body string) (*http.Response, error) {
+		return http.Post("http://"+px.addr()+path, "application/json", strings.NewReader(body))
+	}
+	for i := 0; i < 2; i++ {
+		resp, err := post("/run/f", `{"chaos":"a"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != `{"chaos":"a"}` || resp.Header.Get("X-Echo") != "1" {
+			t.Fatalf("forwarded answer: %d %q %v", resp.StatusCode, b, resp.Header)
+		}
+	}
+	if resp, err := post("/run/busy", `{"chaos":"b"}`); err != nil || resp.StatusCode != 429 {
+		t.Fatalf("a 429 is passed on: %v %v", resp, err)
+	}
+	if resp, err := http.Get("http://" + px.addr() + "/status"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /status through the proxy: %v %v", resp, err)
+	}
+	got := count.snapshot()
+	if got["a"] != (Execs{Attempts: 2, Completed: 2}) || got["b"] != (Execs{Attempts: 1, Completed: 0}) || len(got) != 2 {
+		t.Errorf("counts %v; want a: 2 attempts, 2 completed; b: 1 attempt, none completed", got)
+	}
+	up.Close() // the worker dies: the proxy drops the connection, as the worker would
+	if resp, err := post("/run/f", `{"chaos":"c"}`); err == nil {
+		t.Errorf("a dead worker answered through the proxy: %d", resp.StatusCode)
+	}
+	if got := count.snapshot()["c"]; got.Completed != 0 {
+		t.Errorf("a call to a dead worker counted as executed: %v", got)
+	}
+	if calls.Load() != 4 {
+		t.Errorf("the worker got %d calls, want 4", calls.Load())
 	}
 }
