@@ -53,10 +53,10 @@ type Bridge struct {
 // New validates cfg and prepares a bridge: it binds the HTTP listener (so
 // Addr is known at once) but starts no goroutine and makes no connection.
 func New(cfg Config) (*Bridge, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	b := &Bridge{
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("part", "invoker").Str("bridge", cfg.ID).Logger(),
@@ -82,20 +82,23 @@ func New(cfg Config) (*Bridge, error) {
 	b.client = &http.Client{Transport: tracing.Transport(tr, tracing.SpanWorkerCall)}
 	var reg prometheus.Registerer = prometheus.NewRegistry()
 	if cfg.Listen != "" {
-		b.srv, err = httpserve.New(httpserve.Config{Addr: cfg.Listen, Logger: b.log})
+		srv, err := httpserve.New(httpserve.Config{Addr: cfg.Listen, Logger: b.log})
 		if err != nil {
 			return nil, fmt.Errorf("invokerbridge: %w", err)
 		}
+		b.srv = srv
 		reg = b.srv.Registry()
 		b.srv.SetReadyCheck(b.progress)
 		b.srv.Mux().Handle("POST /destroySandbox/{fn...}", httpserve.Handle(b.log, b.serveDestroySandbox))
 	}
-	if b.met, err = newMetrics(reg, b); err != nil {
+	met, err := newMetrics(reg, b)
+	if err != nil {
 		if b.srv != nil {
 			_ = b.srv.Close()
 		}
 		return nil, fmt.Errorf("invokerbridge: metrics: %w", err)
 	}
+	b.met = met
 	return b, nil
 }
 

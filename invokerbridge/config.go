@@ -171,14 +171,9 @@ func bad(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 }
 
-// withDefaults returns c with defaults applied and checked.
-func (c Config) withDefaults() (Config, error) {
-	if err := c.Kafka.Validate(); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if err := c.Topics.Validate(); err != nil {
-		return c, fmt.Errorf("%w: topics: %w", ErrConfig, err)
-	}
+// WithDefaults returns c with every zero field set to its default; a
+// sidecar's worker id and advertised address come from its worker URL.
+func (c Config) WithDefaults() Config {
 	if c.ID == "" {
 		h, _ := os.Hostname()
 		c.ID = topics.SanitizeID("invoker-" + h)
@@ -219,48 +214,65 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxIdleConnsPerHost == 0 {
 		c.MaxIdleConnsPerHost = min(c.concurrency(), 256)
 	}
+	if !c.Pool && c.WorkerURL != "" {
+		if c.WorkerID == "" {
+			c.WorkerID, _ = topics.WorkerIDFromURL(c.WorkerURL) // Validate reports a bad URL
+		}
+		if hp, err := topics.WorkerHostPort(c.WorkerURL); err == nil && c.Advertise == "" {
+			c.Advertise = hp
+		}
+	}
+	c.Advertise = strings.ToLower(c.Advertise)
+	return c
+}
+
+// Validate reports a setting that cannot work; its errors wrap ErrConfig.
+func (c Config) Validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Topics.Validate(); err != nil {
+		return fmt.Errorf("%w: topics: %w", ErrConfig, err)
+	}
+	given := c
+	c = c.WithDefaults()
 	switch {
 	case c.Capacity < CapacityUnlimited:
-		return c, bad("capacity %d: want a positive limit, or 0 or %d for none", c.Capacity, CapacityUnlimited)
+		return bad("capacity %d: want a positive limit, or 0 or %d for none", c.Capacity, CapacityUnlimited)
 	case c.HeartbeatInterval < 10*time.Millisecond:
-		return c, bad("heartbeat interval %v under 10ms", c.HeartbeatInterval)
+		return bad("heartbeat interval %v under 10ms", c.HeartbeatInterval)
 	case c.HealthTimeout < 0 || c.CallTimeout < 0 || c.DrainTimeout < 0 || c.PublishTimeout < 0 || c.SessionTimeout < 0 ||
 		c.PredecessorTimeout < 0:
-		return c, bad("negative timeout")
+		return bad("negative timeout")
 	case c.DedupeSize < 0 || c.MaxAnswerBytes < 0 || c.MaxIdleConnsPerHost < 0 || c.PredecessorMaxBytes < 0:
-		return c, bad("negative size")
+		return bad("negative size")
 	case !topics.ValidID(c.ID):
-		return c, bad("bridge id %q: want 1-128 of letters, digits, '_', '.', '-'", c.ID)
+		return bad("bridge id %q: want 1-128 of letters, digits, '_', '.', '-'", c.ID)
 	}
 	if c.Pool {
-		if c.WorkerURL != "" || c.WorkerID != "" || c.Advertise != "" {
-			return c, bad("pool mode serves the workers of the workers topic: no worker url, id or advertise")
+		if given.WorkerURL != "" || given.WorkerID != "" || given.Advertise != "" {
+			return bad("pool mode serves the workers of the workers topic: no worker url, id or advertise")
 		}
-		return c, nil
+		return nil
 	}
 	if c.WorkerURL == "" {
-		return c, bad("no worker url (or set pool mode)")
+		return bad("no worker url (or set pool mode)")
 	}
-	hp, err := topics.WorkerHostPort(c.WorkerURL)
-	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	if _, err := topics.WorkerHostPort(c.WorkerURL); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if c.WorkerID == "" {
-		if c.WorkerID, err = topics.WorkerIDFromURL(c.WorkerURL); err != nil {
-			return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	if given.WorkerID == "" {
+		if _, err := topics.WorkerIDFromURL(c.WorkerURL); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	if err := topics.CheckID("worker", c.WorkerID); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if c.Advertise == "" {
-		c.Advertise = hp
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
-		return c, bad("advertise %q is not host:port", c.Advertise)
+		return bad("advertise %q is not host:port", c.Advertise)
 	}
-	c.Advertise = strings.ToLower(c.Advertise)
-	return c, nil
+	return nil
 }
 
 // conn is the Kafka connection of one of the bridge's clients: the
