@@ -219,11 +219,11 @@ func TestTally(t *testing.T) {
 		{name: "a stuck part", failWith: "not ready or stuck", mutate: func(s []Sample, o *Observed) {
 			o.NotReady = []string{"scheduler-1: 1 stuck partition(s)"}
 		}},
-		{name: "injected records must reach the dlq", failWith: "injected but the dlq grew by 20", mutate: func(s []Sample, o *Observed) {
-			o.Injected, o.DLQGrowth = 22, 20
+		{name: "injected records must reach the dlq", failWith: "2 of 22 injected record(s) not dead-lettered", mutate: func(s []Sample, o *Observed) {
+			o.Injected, o.DeadLettered = 22, 20
 		}},
 		{name: "all injected records dead-lettered", pass: true, mutate: func(s []Sample, o *Observed) {
-			o.Injected, o.DLQGrowth = 22, 25
+			o.Injected, o.DeadLettered = 22, 22
 		}},
 		{name: "required target served", pass: true, mutate: func(s []Sample, o *Observed) {
 			o.Target, o.RequireTarget = "w1", true

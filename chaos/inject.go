@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/producer"
 	"github.com/pullsched/pullsched/topics"
 )
@@ -20,6 +22,7 @@ const headerChaos = "pullsched-chaos"
 // kafka is the suite's own client: it writes records straight into the
 // topics and follows the workers topic.
 type kafka struct {
+	seeds []string
 	cl    *kgo.Client
 	adm   *kadm.Client
 	names topics.Names
@@ -40,7 +43,7 @@ func newKafka(brokers []string, names topics.Names) (*kafka, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kafka{cl: cl, adm: kadm.NewClient(cl), names: names,
+	return &kafka{seeds: brokers, cl: cl, adm: kadm.NewClient(cl), names: names,
 		latest: map[string]*topics.Worker{}, skew: map[string]time.Duration{}}, nil
 }
 
@@ -62,23 +65,6 @@ func (k *kafka) partitions(ctx context.Context, topic string) (int32, error) {
 		return 0, fmt.Errorf("topic %s: %v", topic, t.Err)
 	}
 	return int32(len(t.Partitions)), nil
-}
-
-// endOffsets sums the end offsets of topic.
-func (k *kafka) endOffsets(ctx context.Context, topic string) (int64, error) {
-	eo, err := k.adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	var ferr error
-	eo.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			ferr = o.Err
-		}
-		n += o.Offset
-	})
-	return n, ferr
 }
 
 // version describes the broker (Kafka version guessed from API versions).
@@ -137,10 +123,17 @@ type target struct {
 	kind  topics.Kind
 }
 
+// recordID names one record.
+type recordID struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
 // inject writes, to every partition of every target, what values returns
-// for its kind. It returns how many records the broker took and a note per
+// for its kind. It returns the records the broker took and a note per
 // topic that refused some.
-func (k *kafka) inject(ctx context.Context, targets []target, what string, values func(topics.Kind, []byte) [][]byte) (int, []string) {
+func (k *kafka) inject(ctx context.Context, targets []target, what string, values func(topics.Kind, []byte) [][]byte) ([]recordID, []string) {
 	var recs []*kgo.Record
 	var notes []string
 	for _, t := range targets {
@@ -159,19 +152,79 @@ func (k *kafka) inject(ctx context.Context, targets []target, what string, value
 			}
 		}
 	}
-	n := 0
+	var took []recordID
 	refused := map[string]error{}
 	for _, r := range k.cl.ProduceSync(ctx, recs...) {
 		if r.Err != nil {
 			refused[r.Record.Topic] = r.Err
 			continue
 		}
-		n++
+		took = append(took, recordID{r.Record.Topic, r.Record.Partition, r.Record.Offset})
 	}
 	for t, err := range refused {
 		notes = append(notes, fmt.Sprintf("%s refused %s records: %v", t, what, err))
 	}
-	return n, notes
+	return took, notes
+}
+
+// deadLettered reads topic (the dlq) from the offsets in from to its end
+// and returns the records its dead letters name (the consumer's topic,
+// partition and offset headers; a reference keeps no other header).
+func (k *kafka) deadLettered(ctx context.Context, topic string, from kadm.ListedOffsets) (map[recordID]bool, error) {
+	end, err := k.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	start := map[string]map[int32]kgo.Offset{topic: {}}
+	left := map[int32]int64{}
+	end.Each(func(o kadm.ListedOffset) {
+		at := int64(0)
+		if f, ok := from.Lookup(topic, o.Partition); ok {
+			at = f.Offset
+		}
+		if o.Offset > at {
+			start[topic][o.Partition] = kgo.NewOffset().At(at)
+			left[o.Partition] = o.Offset
+		}
+	})
+	out := map[recordID]bool{}
+	if len(left) == 0 {
+		return out, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.seeds...), kgo.ConsumePartitions(start), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("reading %s: %w", topic, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= left[r.Partition] {
+				delete(left, r.Partition)
+			}
+			var id recordID
+			for _, h := range r.Headers {
+				switch h.Key {
+				case consumer.HeaderTopic:
+					id.topic = string(h.Value)
+				case consumer.HeaderPartition:
+					p, _ := strconv.ParseInt(string(h.Value), 10, 32)
+					id.partition = int32(p)
+				case consumer.HeaderOffset:
+					id.offset, _ = strconv.ParseInt(string(h.Value), 10, 64)
+				}
+			}
+			if id.topic != "" {
+				out[id] = true
+			}
+		})
+	}
+	return out, nil
 }
 
 // produceWorker writes w onto the workers topic, its Kafka timestamp at

@@ -132,7 +132,7 @@ func counted(x Result) string {
 		parts = append(parts, fmt.Sprintf("dup results %.0f", v))
 	}
 	if x.Injected > 0 {
-		parts = append(parts, fmt.Sprintf("dlq %d of %d injected", x.DLQGrowth, x.Injected))
+		parts = append(parts, fmt.Sprintf("dead-lettered %d of %d injected", x.DeadLettered, x.Injected))
 	}
 	if v := x.Counted["dead_letter_failures_total"]; v > 0 {
 		parts = append(parts, fmt.Sprintf("dlq failures %.0f", v))

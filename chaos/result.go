@@ -119,10 +119,10 @@ type Observed struct {
 	// Counted are deltas of the parts' counters over the scenario, by
 	// metric name suffix (duplicates_total, dead_letters_total, ...).
 	Counted map[string]float64
-	// Injected counts records written straight into topics; DLQGrowth is
-	// how much the dlq topic grew meanwhile.
-	Injected  int
-	DLQGrowth int64
+	// Injected counts records written straight into topics; DeadLettered
+	// how many of them the dlq names (by the topic, partition and offset
+	// headers of its dead letters).
+	Injected, DeadLettered int
 	// NotReady lists the parts that did not answer /readyz 200 or reported
 	// stuck partitions after the scenario, with the reason.
 	NotReady []string
@@ -175,14 +175,14 @@ type Result struct {
 	RestartRecoverySec float64 `json:"restart_recovery_s,omitempty"`
 	RestartBoundSec    float64 `json:"restart_bound_s,omitempty"`
 	// Recovered is false when requests were still not good at the end.
-	Recovered bool    `json:"recovered"`
-	OutageSec float64 `json:"outage_s,omitempty"`
-	P50Ms     float64 `json:"p50_ms"`
-	P99Ms     float64 `json:"p99_ms"`
-	MaxMs     float64 `json:"max_ms"`
-	Injected  int     `json:"injected,omitempty"`
-	DLQGrowth int64   `json:"dlq_growth,omitempty"`
-	Target    string  `json:"target,omitempty"`
+	Recovered    bool    `json:"recovered"`
+	OutageSec    float64 `json:"outage_s,omitempty"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+	Injected     int     `json:"injected,omitempty"`
+	DeadLettered int     `json:"dead_lettered,omitempty"`
+	Target       string  `json:"target,omitempty"`
 	// TargetServed counts answers from Target to requests sent after the
 	// fault.
 	TargetServed int      `json:"target_served,omitempty"`
@@ -196,7 +196,7 @@ type Result struct {
 // and lists every failed assertion in Result.Failures.
 func Tally(sc Scenario, samples []Sample, obs Observed, th Thresholds) Result {
 	r := Result{Scenario: sc.Name, Fault: sc.Fault, Sent: len(samples), ByStatus: map[string]int{},
-		Counted: obs.Counted, Injected: obs.Injected, DLQGrowth: obs.DLQGrowth, Target: obs.Target,
+		Counted: obs.Counted, Injected: obs.Injected, DeadLettered: obs.DeadLettered, Target: obs.Target,
 		NotReady: obs.NotReady, Notes: obs.Notes, BoundSec: obs.Bound.Seconds(), OutageSec: obs.Outage.Seconds(),
 		Restarted: obs.RestartAt > 0, RestartBoundSec: obs.RestartBound.Seconds()}
 	var lat []time.Duration
@@ -306,8 +306,8 @@ func Tally(sc Scenario, samples []Sample, obs Observed, th Thresholds) Result {
 	if len(r.NotReady) > 0 {
 		fail("part(s) not ready or stuck afterwards: %v", r.NotReady)
 	}
-	if r.Injected > 0 && r.DLQGrowth < int64(r.Injected) {
-		fail("%d record(s) injected but the dlq grew by %d", r.Injected, r.DLQGrowth)
+	if r.DeadLettered < r.Injected {
+		fail("%d of %d injected record(s) not dead-lettered", r.Injected-r.DeadLettered, r.Injected)
 	}
 	if obs.RequireTarget && r.TargetServed == 0 {
 		fail("worker %s served no request after the fault", obs.Target)

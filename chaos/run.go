@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -414,7 +415,7 @@ type faultReport struct {
 	restartAt time.Duration
 	outage    time.Duration
 	restarted map[string]bool // parts restarted: their counters started over
-	injected  int
+	injected  []recordID
 	target    string
 	requireT  bool
 	forbidT   bool
@@ -425,7 +426,7 @@ type faultReport struct {
 // scenario runs one scenario and judges it.
 func (r *run) scenario(ctx context.Context, sc Scenario) Result {
 	before := r.scrapeAll(ctx)
-	dlq0, dlqErr := r.kafka.endOffsets(ctx, r.names.DLQ())
+	dlq0, dlqErr := r.kafka.adm.ListEndOffsets(ctx, r.names.DLQ())
 	start := time.Now().Add(100 * time.Millisecond)
 	windowOver := make(chan struct{})
 	enough := make(chan struct{}) // the fault ends the window early
@@ -436,7 +437,7 @@ func (r *run) scenario(ctx context.Context, sc Scenario) Result {
 	fr := <-faults
 
 	obs := Observed{FaultAt: sc.Before, RestartAt: fr.restartAt, Bound: sc.Bound, RestartBound: sc.RestartBound,
-		Outage: fr.outage, Injected: fr.injected, Target: fr.target, RequireTarget: fr.requireT, ForbidTarget: fr.forbidT, Notes: fr.notes}
+		Outage: fr.outage, Target: fr.target, RequireTarget: fr.requireT, ForbidTarget: fr.forbidT, Notes: fr.notes}
 	// No part stuck: every part ready, no stuck partitions, load served.
 	for _, p := range r.parts() {
 		if err := p.waitReady(ctx, 30*time.Second); err != nil {
@@ -463,12 +464,28 @@ func (r *run) scenario(ctx context.Context, sc Scenario) Result {
 			obs.Counted[k] += v
 		}
 	}
-	if fr.injected > 0 {
-		dlq1, err := r.kafka.endOffsets(ctx, r.names.DLQ())
-		if err != nil || dlqErr != nil {
-			obs.Notes = append(obs.Notes, fmt.Sprintf("dlq end offsets: %v %v", dlqErr, err))
+	if len(fr.injected) > 0 {
+		obs.Injected = len(fr.injected)
+		var got map[recordID]bool
+		err := dlqErr
+		if err == nil {
+			got, err = r.kafka.deadLettered(ctx, r.names.DLQ(), dlq0)
 		}
-		obs.DLQGrowth = dlq1 - dlq0
+		if err != nil {
+			obs.Notes = append(obs.Notes, "reading the dlq: "+err.Error())
+		}
+		missing := map[string]int{}
+		for _, id := range fr.injected {
+			if got[id] {
+				obs.DeadLettered++
+			} else {
+				missing[id.topic]++
+			}
+		}
+		for t, n := range missing {
+			obs.Notes = append(obs.Notes, fmt.Sprintf("%d record(s) injected into %s not in the dlq", n, t))
+		}
+		sort.Strings(obs.Notes)
 	}
 	obs.Execs = r.count.snapshot()
 	th := Thresholds{Timeout: r.cfg.Timeout, Slack: r.cfg.Slack, Late: r.cfg.Late, Slow: r.cfg.Slow,
@@ -576,9 +593,9 @@ func (r *run) fault(ctx context.Context, sc Scenario, start time.Time, windowOve
 				return out
 			}
 		}
-		n, notes := r.kafka.inject(ctx, r.targets(), what, values)
-		r.logf("wrote %d %s records into %d topics", n, what, len(r.targets()))
-		fr.injected, fr.notes = n, append(fr.notes, notes...)
+		took, notes := r.kafka.inject(ctx, r.targets(), what, values)
+		r.logf("wrote %d %s records into %d topics", len(took), what, len(r.targets()))
+		fr.injected, fr.notes = took, append(fr.notes, notes...)
 		<-windowOver
 	case FaultSkewAhead:
 		w := r.workerIDs[2]
