@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,36 +33,34 @@ func (b *Bridge) handleAcks(ctx context.Context, batch []*consumer.Delivery) {
 			b.noteAck(a.Instance.Instance, a.SystemError())
 		}
 		comp := b.completionFor(a, now)
-		pending := atomic.Int32{}
-		pending.Store(1)
-		if comp != nil {
-			pending.Store(2)
-		}
-		finish := func() {
-			if pending.Add(-1) == 0 {
-				d.Done()
-			}
-		}
-		b.prod.ProduceAsync(ctx, &kgo.Record{Topic: b.cfg.controllerAcks(ev.controller), Value: fwd}, func(err error) {
-			if err != nil {
-				b.cnt.publishErrors.Add(1)
-				b.log.Warn().Err(err).Str("id", a.ActivationID).Msg("ack not forwarded")
-			} else {
-				b.cnt.forwarded.Add(1)
-			}
-			finish()
-		})
-		if comp != nil {
-			b.prod.PublishAsync(ctx, b.names.WorkerEvents(), comp, func(err error) {
+		forward := func() {
+			b.prod.ProduceAsync(ctx, &kgo.Record{Topic: b.cfg.controllerAcks(ev.controller), Value: fwd}, func(err error) {
 				if err != nil {
 					b.cnt.publishErrors.Add(1)
-					b.log.Warn().Err(err).Str("id", a.ActivationID).Msg("completion not published")
+					b.log.Warn().Err(err).Str("id", a.ActivationID).Msg("ack not forwarded")
 				} else {
-					b.cnt.completions.Add(1)
+					b.cnt.forwarded.Add(1)
 				}
-				finish()
+				d.Done()
 			})
 		}
+		if comp == nil {
+			forward()
+			continue
+		}
+		// The completion first, the ack once it is written: a controller
+		// that sends the action again as soon as it has the answer (a
+		// sequence, a client calling in a loop) finds the scheduler
+		// already knowing the warm container.
+		b.prod.PublishAsync(ctx, b.names.WorkerEvents(), comp, func(err error) {
+			if err != nil {
+				b.cnt.publishErrors.Add(1)
+				b.log.Warn().Err(err).Str("id", a.ActivationID).Msg("completion not published")
+			} else {
+				b.cnt.completions.Add(1)
+			}
+			go forward() // not from the producer's callback, which must not block
+		})
 	}
 }
 

@@ -38,16 +38,19 @@ type book struct {
 
 func newBook() *book { return &book{m: map[string]*entry{}} }
 
-// add remembers e unless its id is known; it returns the entry kept.
-func (b *book) add(e *entry) (*entry, bool) {
+// add remembers e unless its id is known; it returns the entry kept,
+// whether it is e, and whether the kept entry was handed to an invoker or
+// answered already (read under the lock: only the id, times and the
+// activation's own members of an entry may be read without it).
+func (b *book) add(e *entry) (kept *entry, fresh, handled bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if old := b.m[e.id]; old != nil {
-		return old, false
+		return old, false, old.answered || old.worker != ""
 	}
 	e.status = -1
 	b.m[e.id] = e
-	return e, true
+	return e, true, false
 }
 
 // with calls fn with the entry of id (nil if unknown) under the lock.

@@ -90,11 +90,12 @@ type Bridge struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	mu       sync.Mutex
-	invokers map[int]*invoker
-	limits   map[string]Limits // learned per function key
-	runners  sync.WaitGroup
-	runCtx   context.Context
+	mu        sync.Mutex
+	invokers  map[int]*invoker
+	consumers []*consumer.Consumer // every consumer, runners' too: metrics and /readyz
+	limits    map[string]Limits    // learned per function key
+	runners   sync.WaitGroup
+	runCtx    context.Context
 }
 
 // New validates cfg and prepares a bridge; it binds the HTTP listener but
@@ -120,8 +121,13 @@ func New(cfg Config) (*Bridge, error) {
 			return nil, fmt.Errorf("owbridge: %w", err)
 		}
 		b.srv.Mux().HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
-			httpserve.WriteJSON(w, 200, b.Counts())
+			httpserve.WriteJSON(w, http.StatusOK, b.Counts())
 		})
+		b.srv.SetReadyCheck(b.progress)
+		if err := b.registerMetrics(b.srv.Registry()); err != nil {
+			_ = b.srv.Close()
+			return nil, fmt.Errorf("owbridge: metrics: %w", err)
+		}
 	}
 	return b, nil
 }
@@ -205,6 +211,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return fmt.Errorf("owbridge: %s consumer: %w", name, err)
 		}
 		parts = append(parts, part{name, c})
+		b.addConsumer(c)
 		return nil
 	}
 	acks := make([]string, len(b.cfg.Controllers))

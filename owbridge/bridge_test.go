@@ -3,6 +3,8 @@ package owbridge
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func checkForwarded(t *testing.T, a *Ack) {
 // to the container the first one warmed, and every ack reaches the
 // controller as the facade's.
 func TestWarmRouting(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{cfg: func(c *Config) { c.Listen = "127.0.0.1:0" }})
 	inv0 := e.startInvoker(0, false)
 	inv1 := e.startInvoker(1, true)
 	e.waitRotation(2)
@@ -53,6 +55,23 @@ func TestWarmRouting(t *testing.T) {
 	cnt := e.bridge.Counts()
 	if cnt.Arrivals != n || cnt.Assigned != n || cnt.Synthetic != 0 {
 		t.Fatalf("counts %+v", cnt)
+	}
+	// The metrics say the same; the limits the acks carried are learned.
+	resp, err := http.Get("http://" + e.bridge.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"pullsched_openwhisk_completions_total 12", "pullsched_openwhisk_assigned_total 12",
+		"pullsched_openwhisk_live_invokers 2", "pullsched_openwhisk_dead_letters_total 0"} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	fn := FunctionKey("guest", FullyQualifiedEntityName{Path: "guest", Name: "hello", Version: "0.0.1"})
+	if mem, limit := e.bridge.limitsOf(fn); mem != 384 || limit != 90*time.Second {
+		t.Errorf("learned limits %d MB, %s; want 384 MB, 1m30s", mem, limit)
 	}
 	// The facade pings in the 2.0 shape, as invoker0, enabled.
 	e.ctl.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/pullsched/pullsched/consumer"
 	"github.com/pullsched/pullsched/kafkaconn"
 	"github.com/pullsched/pullsched/topics"
 	"github.com/rs/zerolog"
@@ -96,6 +97,11 @@ type Config struct {
 	// (OpenWhisk sends an unhealthy invoker test actions instead). Default
 	// 1m.
 	ErrorMemory time.Duration
+	// StuckAfter is how long a partition of one of the bridge's consumers
+	// may hold unfinished records without finishing any before /readyz
+	// fails naming it. Default consumer.DefaultStuckAfter (30s); negative
+	// disables the check.
+	StuckAfter time.Duration
 	// BookGrace is how long an activation is remembered after its
 	// deadline. Default 5m.
 	BookGrace time.Duration
@@ -153,6 +159,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.InvokerTimeout, 3*time.Second)
 	def(&c.BookGrace, 5*time.Minute)
 	def(&c.ErrorMemory, time.Minute)
+	def(&c.StuckAfter, consumer.DefaultStuckAfter)
 	if c.DefaultMemoryMB == 0 {
 		c.DefaultMemoryMB = 256
 	}

@@ -369,7 +369,7 @@ func (inv *fakeInvoker) acknowledge(ctx context.Context, m *ActivationMessage, s
 	anns := []Annotation{
 		{Key: "path", Value: json.RawMessage(fmt.Sprintf("%q", m.Action.String()))},
 		{Key: "waitTime", Value: json.RawMessage("3")},
-		{Key: "limits", Value: json.RawMessage(`{"concurrency":1,"logs":10,"memory":256,"timeout":60000}`)},
+		{Key: "limits", Value: json.RawMessage(`{"concurrency":1,"logs":10,"memory":384,"timeout":90000}`)},
 	}
 	if cold {
 		anns = append(anns, Annotation{Key: "initTime", Value: json.RawMessage("50")})

@@ -68,8 +68,8 @@ func (b *Bridge) handleActivations(ctx context.Context, batch []*consumer.Delive
 		fn := FunctionKey(m.User.Namespace.Name, m.Action)
 		mem, limit := b.limitsOf(fn)
 		deadline := now.Add(b.cfg.forcedAckAfter(limit) - b.cfg.AnswerMargin)
-		e, fresh := b.book.add(newEntry(m, now, deadline))
-		if !fresh && (e.answered || e.worker != "") {
+		e, _, handled := b.book.add(newEntry(m, now, deadline))
+		if handled {
 			b.cnt.duplicates.Add(1)
 			d.Done()
 			continue
@@ -106,7 +106,7 @@ func (b *Bridge) handleActivations(ctx context.Context, batch []*consumer.Delive
 // healthy invoker: it tests the facade, which is healthy while any invoker
 // is.
 func (b *Bridge) healthTest(ctx context.Context, d *consumer.Delivery, m *ActivationMessage, raw []byte, now time.Time) {
-	e, fresh := b.book.add(newEntry(m, now, now.Add(b.cfg.forcedAckAfter(b.cfg.DefaultTimeout))))
+	_, fresh, _ := b.book.add(newEntry(m, now, now.Add(b.cfg.forcedAckAfter(b.cfg.DefaultTimeout))))
 	if !fresh {
 		b.cnt.duplicates.Add(1)
 		d.Done()
@@ -120,7 +120,6 @@ func (b *Bridge) healthTest(ctx context.Context, d *consumer.Delivery, m *Activa
 		return
 	}
 	b.book.with(m.ActivationID, func(e *entry) { e.worker, e.assignedAt = WorkerID(inv), now })
-	_ = e
 	b.prod.ProduceAsync(ctx, &kgo.Record{Topic: b.cfg.invokerTopic(inv), Value: raw}, func(err error) {
 		if err != nil {
 			b.cnt.publishErrors.Add(1)

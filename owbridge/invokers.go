@@ -79,6 +79,7 @@ func (b *Bridge) startRunner(ctx context.Context, n int) {
 		b.log.Error().Err(err).Str("worker", id).Msg("assignment consumer not started")
 		return
 	}
+	b.addConsumer(c)
 	b.runners.Go(func() {
 		// The scheduler creates the assignment topic when it first hears
 		// of the worker, and an invoker its own topic when it starts;
@@ -133,15 +134,11 @@ func (b *Bridge) handleAssignments(ctx context.Context, n int, batch []*consumer
 			if a.Deadline.IsZero() {
 				e.deadline = now.Add(b.cfg.forcedAckAfter(b.cfg.DefaultTimeout))
 			}
-			e, fresh := b.book.add(e)
-			b.book.with(id, func(cur *entry) {
-				if !fresh && (cur.worker != "" || cur.answered) {
-					skip = true
-					return
-				}
-				cur.worker, cur.scheduler, cur.assignedAt = wid, a.Scheduler, now
-			})
-			_ = e
+			if _, _, handled := b.book.add(e); handled {
+				skip = true
+			} else {
+				b.book.with(id, func(cur *entry) { cur.worker, cur.scheduler, cur.assignedAt = wid, a.Scheduler, now })
+			}
 		}
 		if skip {
 			b.cnt.duplicates.Add(1)
