@@ -333,3 +333,32 @@ func TestRedeliveredDuplicates(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 }
+
+// TestPendingTimeoutAnswered: an activation that waits in pullsched's
+// queue past its deadline is answered with a whisk error naming the
+// timeout, while the one that was running is answered by its invoker.
+func TestPendingTimeoutAnswered(t *testing.T) {
+	// A deadline of max(60s, limit) × 2 + 0 - 119s = 1s after arrival.
+	e := newEnv(t, envOpts{cfg: func(c *Config) {
+		c.SlotMB, c.ForcedAckAddon, c.AnswerMargin = 1024, time.Nanosecond, 119*time.Second
+	}})
+	inv := e.startInvoker(0, true)
+	inv.run = 2500 * time.Millisecond
+	e.waitRotation(1)
+	running := e.ctl.activation("guest", "slow", true, 1)
+	waiting := e.ctl.activation("guest", "slow", true, 2)
+	e.ctl.send(running)
+	e.ctl.send(waiting)
+	a, raw := e.ctl.ack(waiting.ActivationID)
+	checkForwarded(t, a)
+	if a.Activation == nil || a.Activation.Response.StatusCode != StatusWhiskError || !strings.Contains(string(raw), "timeout") {
+		t.Fatalf("timed-out activation answered %s", raw)
+	}
+	if _, runs := inv.ran(waiting.ActivationID); runs != 0 {
+		t.Fatal("the timed-out activation ran")
+	}
+	a, raw = e.ctl.ack(running.ActivationID)
+	if a.Activation == nil || a.Activation.Response.StatusCode != StatusSuccess {
+		t.Fatalf("running activation answered %s", raw)
+	}
+}
