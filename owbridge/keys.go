@@ -3,8 +3,11 @@ package owbridge
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pullsched/pullsched/policy"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -38,21 +41,30 @@ func InvokerOf(worker string) (int, bool) {
 	return n, true
 }
 
-// keyHashLen is the number of hex digits of the hash that makes a
-// function key collision-free.
-const keyHashLen = 16
+// keyHashLen is the number of hex digits of the SHA-256 that makes a
+// function key collision-free (48 bits: two of a million actions share
+// one with a chance of about 2 in a billion).
+const keyHashLen = 12
 
-// maxReadable bounds the readable part of a key so that it, '-' and the
-// hash fit pullsched's 128-character name rule.
-const maxReadable = 128 - 1 - keyHashLen
+// owHashLen is the length of the OpenWhisk hash a key carries:
+// policy.OWHashSuffix and 8 hex digits.
+var owHashLen = len(policy.OWHashSuffix) + 8
+
+// maxReadable bounds the readable part of a key so that it, '-', the
+// SHA-256 digits and the OpenWhisk hash fit pullsched's 128-character
+// name rule.
+var maxReadable = 128 - 1 - keyHashLen - owHashLen
 
 // FunctionKey is pullsched's function name of an OpenWhisk action
 // invoked in namespace: OpenWhisk reuses a warm container only for the
 // same invocation namespace and action (path, name and version), which
 // may hold characters and lengths pullsched's names reject. The key is a
 // readable form (every character outside [A-Za-z0-9_.-] replaced by '_',
-// '/' by '.', cut to 111 characters) followed by '-' and 16 hex digits of
-// the SHA-256 of the exact original, OriginalName's.
+// '/' by '.', cut to 103 characters), '-' and 12 hex digits of the
+// SHA-256 of the exact original (OriginalName's), then policy.OWHashSuffix
+// and the 8 hex digits of the stock balancer's hash of namespace and
+// action (policy.OWGenerateHash), by which the ow-hash policy places it
+// as the stock controller would.
 func FunctionKey(namespace string, action FullyQualifiedEntityName) string {
 	var b strings.Builder
 	for _, r := range namespace + "." + action.Path + "." + action.Name {
@@ -73,7 +85,8 @@ func FunctionKey(namespace string, action FullyQualifiedEntityName) string {
 		readable = readable[:maxReadable]
 	}
 	sum := sha256.Sum256([]byte(OriginalName(namespace, action)))
-	return readable + "-" + hex.EncodeToString(sum[:keyHashLen/2])
+	ow := uint32(policy.OWGenerateHash(namespace, action.String()))
+	return fmt.Sprintf("%s-%s%s%08x", readable, hex.EncodeToString(sum[:keyHashLen/2]), policy.OWHashSuffix, ow)
 }
 
 // OriginalName is the exact identity FunctionKey hashes:

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pullsched/pullsched/policy"
 	"github.com/pullsched/pullsched/topics"
 )
 
@@ -40,6 +41,12 @@ func TestFunctionKey(t *testing.T) {
 			t.Errorf("%q and %q share key %q", prev, orig, k)
 		}
 		seen[k] = orig
+		if got, want := policy.OWHashOf(k), policy.OWGenerateHash(tc.ns, tc.action.String()); got != want {
+			t.Errorf("key %q carries hash %d, want the balancer's %d", k, got, want)
+		}
+		if len(k) > 128 {
+			t.Errorf("key %q is %d long", k, len(k))
+		}
 	}
 	if len(seen) != len(cases) {
 		t.Fatalf("%d keys for %d actions", len(seen), len(cases))

@@ -71,6 +71,38 @@ func gcd(a, b int) int {
 	return a
 }
 
+// OWHashSuffix marks a function name that carries its OpenWhisk hash: a
+// name ending in OWHashSuffix and 8 lower-case hex digits (the OpenWhisk
+// bridge's function keys) is placed by that 32-bit value, the stock
+// balancer's generateHash of the activation's namespace and action, so
+// ow-hash picks the invoker index the stock controller would.
+const OWHashSuffix = ".owh"
+
+// OWHashOf is the hash ow-hash places fn by: the one fn carries after
+// OWHashSuffix, else OWGenerateHash("", fn).
+func OWHashOf(fn string) int32 {
+	const n = len(OWHashSuffix) + 8
+	if len(fn) > n && fn[len(fn)-n:len(fn)-8] == OWHashSuffix {
+		var v uint32
+		ok := true
+		for i := len(fn) - 8; i < len(fn); i++ {
+			c := fn[i]
+			switch {
+			case c >= '0' && c <= '9':
+				v = v<<4 | uint32(c-'0')
+			case c >= 'a' && c <= 'f':
+				v = v<<4 | uint32(c-'a'+10)
+			default:
+				ok = false
+			}
+		}
+		if ok {
+			return int32(v)
+		}
+	}
+	return OWGenerateHash("", fn)
+}
+
 // OWHomeAndStep returns the home index and the step of hash among n
 // workers: hash mod n, and the step at hash mod the number of steps. n
 // must be at least 1. A negative hash (only math.MinInt32) is taken
@@ -104,10 +136,10 @@ func OWHomeAndStep(hash int32, n int) (home, step int) {
 //     capacity (0) no worker is ever full and the home worker always
 //     takes the work.
 //
-// The hash is OWGenerateHash's over the function name alone (namespace
-// "" and action Function): pullsched's function names are keys, not
-// OpenWhisk's namespace and action, so the home worker of one action
-// differs from the one the stock balancer picks; the rule is the same.
+// The hash is the one a function name carries (see OWHashSuffix: the
+// OpenWhisk bridge's keys carry the stock balancer's hash of namespace and
+// action, so an action's home is the stock one's), else OWGenerateHash's
+// over the name alone.
 // Room is the in-flight count against the worker's capacity, which the
 // OpenWhisk bridge derives from the invoker's user memory; the balancer
 // counts memory megabytes per action instead, which is the same when
@@ -177,7 +209,7 @@ func (p *owHash) Pick(r Request) Decision {
 	}
 	p.sync()
 	n := len(p.order)
-	home, step := OWHomeAndStep(OWGenerateHash("", r.Function), n)
+	home, step := OWHomeAndStep(OWHashOf(r.Function), n)
 	i := home
 	for k := 0; k < n; k++ {
 		if w := p.order[i]; p.ws[w].eligible() {

@@ -127,7 +127,7 @@ func TestOWHashWalk(t *testing.T) {
 			if tc.drained != "" {
 				p.WorkerDraining(tc.drained)
 			}
-			home, step := OWHomeAndStep(OWGenerateHash("", tc.fn), tc.n)
+			home, step := OWHomeAndStep(OWHashOf(tc.fn), tc.n)
 			var want []string
 			for k, i := 0, home; k < tc.n; k, i = k+1, (i+step)%tc.n {
 				id := fmt.Sprintf("invoker%d", i)
@@ -176,5 +176,40 @@ func TestOWHashCodes(t *testing.T) {
 	p.WorkerLeft("invoker1")
 	if d := p.Pick(Request{Function: "f"}); d.Code != NoWorkers {
 		t.Fatalf("all left: %+v", d)
+	}
+}
+
+func TestOWHashOf(t *testing.T) {
+	for _, tc := range []struct {
+		fn   string
+		want int32
+	}{
+		{"guest.guest.hello-0123456789ab.owh05e9a0d2", 0x05e9a0d2},
+		{"x.owhffffffff", -1},
+		{"x.owh80000000", math.MinInt32},
+		{"plain", OWGenerateHash("", "plain")},
+		{".owh0000000g", OWGenerateHash("", ".owh0000000g")},   // not hex
+		{"x.owh0000000A", OWGenerateHash("", "x.owh0000000A")}, // upper case
+		{".owh00000001", OWGenerateHash("", ".owh00000001")},   // nothing before the suffix
+	} {
+		if got := OWHashOf(tc.fn); got != tc.want {
+			t.Errorf("OWHashOf(%q) = %d, want %d", tc.fn, got, tc.want)
+		}
+	}
+}
+
+// TestOWHashCarriedHash replays the balancer's worked example (hash 13, 10
+// invokers: home 3, step 3) with a key carrying hash 13.
+func TestOWHashCarriedHash(t *testing.T) {
+	p, _ := New(NameOWHash, Config{})
+	for i := range 10 {
+		p.WorkerJoined(WorkerInfo{ID: fmt.Sprintf("invoker%d", i), Capacity: 1})
+	}
+	var got []string
+	for range 4 {
+		got = append(got, p.Pick(Request{Function: "acme.acme.resize-0123456789ab.owh0000000d"}).Worker)
+	}
+	if want := []string{"invoker3", "invoker6", "invoker9", "invoker2"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
