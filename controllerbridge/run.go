@@ -346,11 +346,12 @@ func (c *Controller) writeResult(w http.ResponseWriter, res *topics.Result) erro
 	return nil
 }
 
-// writeFailure answers with a JSON error about an activation; a 429 carries
-// Retry-After.
+// writeFailure answers with a JSON error about an activation; a 429, and a
+// 503 because no worker was in rotation (under overload, workers whose
+// heartbeats the scheduler read late), carry Retry-After.
 func (c *Controller) writeFailure(w http.ResponseWriter, status int, id, reason, msg string) error {
 	w.Header().Set(HeaderActivationID, id)
-	if status == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests || reason == topics.ReasonNoWorkers {
 		secs := int(math.Ceil(c.cfg.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	}
