@@ -1,6 +1,7 @@
 package benchchain
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -219,5 +220,27 @@ func TestWindowMins(t *testing.T) {
 	w.add(t0.Add(-5*ms), 70*ms) // before start: window 0
 	if got := w.max(); got != 30*ms {
 		t.Errorf("max of window minima = %s, want 30ms (window 2)", got)
+	}
+}
+
+func TestParseControllerMetrics(t *testing.T) {
+	text := `# HELP pullsched_controller_request_seconds Time from a /run request to its answer.
+pullsched_controller_request_seconds_bucket{code="200",le="0.001"} 3
+pullsched_controller_request_seconds_sum{code="200"} 1.5
+pullsched_controller_request_seconds_count{code="200"} 100
+pullsched_controller_request_seconds_sum{code="429"} 0.5
+pullsched_controller_request_seconds_count{code="429"} 100
+pullsched_controller_admission_refused_total 100
+garbage line
+`
+	after := parseControllerMetrics(bufio.NewScanner(strings.NewReader(text)))
+	if after.handlerSum != 2 || after.handlerCount != 200 || after.refused != 100 {
+		t.Fatalf("parsed %+v", after)
+	}
+	if got := handlerMeanMs(controllerMetrics{ok: true}, after); got != 10 {
+		t.Errorf("mean handler time %g ms, want 10", got)
+	}
+	if got := handlerMeanMs(controllerMetrics{}, after); got != 0 {
+		t.Errorf("mean without a first scrape %g, want 0", got)
 	}
 }

@@ -2,6 +2,7 @@ package benchchain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -111,12 +112,12 @@ func (l *load) run(ctx context.Context, target string, rate float64, d time.Dura
 			mu.Lock()
 			defer mu.Unlock()
 			res.Statuses[o.status]++
-			switch o.status {
-			case "200":
+			switch {
+			case o.status == "200":
 				res.OK++
 				lat.Add(o.latency)
 				wins.add(at.Add(o.latency), o.latency)
-			case "429", "503":
+			case strings.HasPrefix(o.status, "429") || strings.HasPrefix(o.status, "503"):
 				if o.retryAfter {
 					res.RetryAfter++
 				}
@@ -149,9 +150,19 @@ func (l *load) one(ctx context.Context, url string, at time.Time) outcome {
 		}
 		return outcome{status: "error", latency: time.Since(at)}
 	}
+	status := strconv.Itoa(resp.StatusCode)
+	if resp.StatusCode != http.StatusOK {
+		// A failure's reason (the controller's JSON error) joins its status.
+		var e struct {
+			Reason string `json:"reason"`
+		}
+		if b, rerr := io.ReadAll(io.LimitReader(resp.Body, 4096)); rerr == nil && json.Unmarshal(b, &e) == nil && e.Reason != "" {
+			status += "/" + e.Reason
+		}
+	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	o := outcome{status: strconv.Itoa(resp.StatusCode), latency: time.Since(at), retryAfter: resp.Header.Get("Retry-After") != ""}
+	o := outcome{status: status, latency: time.Since(at), retryAfter: resp.Header.Get("Retry-After") != ""}
 	if err != nil {
 		o.status = "error"
 	}

@@ -235,9 +235,20 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 					return rep, err
 				}
 			}
+			var mBefore controllerMetrics
+			if t == "chain" {
+				mBefore = scrapeController(ctx, ch.url)
+			}
 			before := meter.sample()
 			res, err := targets[t].run(ctx, t, rate, cfg.Duration)
 			after := meter.sample()
+			if t == "chain" {
+				mAfter := scrapeController(ctx, ch.url)
+				res.HandlerMeanMs = handlerMeanMs(mBefore, mAfter)
+				if mBefore.ok && mAfter.ok {
+					res.AdmissionRefused = int(mAfter.refused - mBefore.refused)
+				}
+			}
 			// The next run starts with no connections left from this one.
 			targets[t].client.CloseIdleConnections()
 			if profiling {
@@ -252,8 +263,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 				res.CPU = map[string]float64{"bench": res.CPU["bench"]}
 			}
 			rep.Results = append(rep.Results, res)
-			fmt.Fprintf(cfg.Progress, "%-6s %6g/s: achieved %.1f/s p50 %.2f p99 %.2f max %.1f ms %s\n", t, rate, res.Achieved,
-				res.P50, res.P99, res.Max, statusString(res.Statuses))
+			fmt.Fprintf(cfg.Progress, "%-6s %6g/s: achieved %.1f/s p50 %.2f p99 %.2f max %.1f ms %s (controller handler mean %.1f ms)\n", t, rate, res.Achieved,
+				res.P50, res.P99, res.Max, statusString(res.Statuses), res.HandlerMeanMs)
 		}
 	}
 	return rep, nil

@@ -60,9 +60,11 @@ type Result struct {
 	// time to the end of the answer's body.
 	P50, P90, P99, Max float64     `json:"-"`
 	Latency            latencyJSON `json:"latency_ms"`
-	// Statuses counts answers by status code, and failures without an
-	// answer: "timeout" (no answer within the client's timeout), "error"
-	// (the connection failed).
+	// Statuses counts answers by status code (with the controller's
+	// reason, as in "429/overloaded", when a failure carries one), and
+	// failures without an answer: "timeout" (no answer within the client's
+	// timeout), "error" (the connection failed), "not-sent" (the client
+	// had too many requests in flight).
 	Statuses map[string]int `json:"statuses"`
 	// SendLagMax is how far behind its schedule the client fell at worst,
 	// in ms: large values mean the client, not the target, limited the
@@ -73,6 +75,14 @@ type Result struct {
 	// an idle chain only when every request of some window queued, what
 	// the controller's admission rule watches for.
 	WindowMinMax float64 `json:"window_min_max_ms"`
+	// HandlerMeanMs is the mean time the controller's /run handler took per
+	// answer (its pullsched_controller_request_seconds): set against the
+	// client's latency, it tells waiting inside the chain from waiting
+	// before the handler (the client's connections, the controller's
+	// accept queue and scheduling). AdmissionRefused counts the 429s of
+	// its admission rule. Chain only.
+	HandlerMeanMs    float64 `json:"controller_handler_mean_ms,omitempty"`
+	AdmissionRefused int     `json:"admission_refused,omitempty"`
 	// RetryAfter counts the 429 and 503 answers that carried Retry-After;
 	// RejectP50Ms, RejectP99Ms and RejectMaxMs are the latencies of all 429
 	// and 503 answers (ms, from the intended send time): overload should be
