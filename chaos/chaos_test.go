@@ -95,7 +95,7 @@ func TestSelect(t *testing.T) {
 }
 
 var th = Thresholds{Timeout: 5 * time.Second, Slack: 2 * time.Second, Late: time.Second, Slow: time.Second,
-	DupBudget: 0.001, Interval: 10 * time.Millisecond, Tail: time.Second}
+	DupBudget: 0.001, Interval: 10 * time.Millisecond, Stable: 2 * time.Second, RelapseBudget: 0.01}
 
 // load makes n samples 10 ms apart, each answered 200 after 20 ms and
 // executed once, with its nonce in execs.
@@ -147,10 +147,37 @@ func TestTally(t *testing.T) {
 				s[i].Done = s[i].Intended + 1500*time.Millisecond
 			}
 		}},
-		{name: "bad at the end is not recovered", failWith: "not recovered", mutate: func(s []Sample, o *Observed) {
+		{name: "bad from the fault to the end is not recovered", failWith: "not recovered", mutate: func(s []Sample, o *Observed) {
 			o.Bound = time.Hour
-			for i := 950; i < 1000; i++ {
+			for i := 200; i < 1000; i++ {
 				s[i].Status = 503
+			}
+		}},
+		{name: "good for less than the stable stretch does not count", failWith: "50 request(s) after the recovery were not answered 200 within 1s, more than 1.0% of the 900", mutate: func(s []Sample, o *Observed) {
+			for i := 200; i < 300; i++ { // 1 s bad, 1.5 s good, 1 s bad, then good
+				s[i].Status = 503
+			}
+			for i := 450; i < 550; i++ {
+				s[i].Status = 503
+			}
+			for i := 850; i < 900; i++ { // 3 s later: a relapse beyond the budget
+				s[i].Status = 429
+			}
+		}, check: func(t *testing.T, r Result) {
+			if r.RecoverySec != 3.5 || r.Relapses != 50 {
+				t.Errorf("recovery %v relapses %d, want 3.5 s and 50", r.RecoverySec, r.Relapses)
+			}
+		}},
+		{name: "a burst long after the recovery is a relapse within budget", pass: true, mutate: func(s []Sample, o *Observed) {
+			for i := 200; i < 250; i++ {
+				s[i].Status = 504
+			}
+			for i := 800; i < 805; i++ {
+				s[i].Status, s[i].Reason = 429, "overloaded"
+			}
+		}, check: func(t *testing.T, r Result) {
+			if r.RecoverySec != 0.5 || r.Relapses != 5 || !r.Recovered {
+				t.Errorf("recovery %v relapses %d recovered %v, want 0.5 s, 5, true", r.RecoverySec, r.Relapses, r.Recovered)
 			}
 		}},
 		{name: "a negative bound is not judged", pass: true, mutate: func(s []Sample, o *Observed) {
@@ -202,8 +229,11 @@ func TestTally(t *testing.T) {
 		{name: "a 200 nobody executed", failWith: "no worker executed", mutate: func(s []Sample, o *Observed) {
 			delete(o.Execs, s[3].Nonce)
 		}},
-		{name: "bad before the fault", failWith: "before the fault", mutate: func(s []Sample, o *Observed) {
-			s[5].Status = 502
+		{name: "bad before the fault", failWith: "3 of 100 request(s) before the fault", mutate: func(s []Sample, o *Observed) {
+			s[5].Status, s[6].Status, s[7].Status = 502, 502, 502
+		}},
+		{name: "one bad before the fault is within the budget", pass: true, mutate: func(s []Sample, o *Observed) {
+			s[5].Status = 429
 		}},
 		{name: "in flight at the fault counts from the fault", pass: true, mutate: func(s []Sample, o *Observed) {
 			s[150].Err, s[150].Status = ErrRefused, 0 // due 0.5 s before the fault

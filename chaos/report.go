@@ -159,6 +159,9 @@ func recovery(x Result) string {
 	if x.Restarted {
 		fmt.Fprintf(&b, "; after restart %.1f s (≤ %.1f)", x.RestartRecoverySec, x.RestartBoundSec)
 	}
+	if x.Relapses > 0 {
+		fmt.Fprintf(&b, "; %d relapse(s)", x.Relapses)
+	}
 	if !x.Recovered {
 		b.WriteString("; NOT recovered")
 	}

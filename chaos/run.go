@@ -489,7 +489,7 @@ func (r *run) scenario(ctx context.Context, sc Scenario) Result {
 	}
 	obs.Execs = r.count.snapshot()
 	th := Thresholds{Timeout: r.cfg.Timeout, Slack: r.cfg.Slack, Late: r.cfg.Late, Slow: r.cfg.Slow,
-		DupBudget: r.cfg.DupBudget, Interval: r.load.interval(), Tail: time.Second}
+		DupBudget: r.cfg.DupBudget, Interval: r.load.interval(), Stable: 2 * time.Second, RelapseBudget: 0.01}
 	res := Tally(sc, samples, obs, th)
 	if err := writeSamples(filepath.Join(r.cfg.WorkDir, sc.Name+".samples.json"), samples, obs.Execs); err != nil {
 		r.logf("writing samples: %v", err)
