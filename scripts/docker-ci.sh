@@ -390,22 +390,24 @@ check_image() {
 	# The image holds nothing but the binary, so running it at all proves it
 	# static; `health` against a dev instance in the same image proves the
 	# health check works.
-	local name=pullsched-ci-imagecheck port
-	port=$(free_port)
+	local name=pullsched-ci-imagecheck port broker_port
+	read -r port broker_port < <(free_ports 2)
 	docker rm -f "$name" >/dev/null 2>&1 || true
-	docker run -d --name "$name" --network host "$IMG_PULLSCHED" dev --listen "127.0.0.1:$port" >/dev/null
+	docker run -d --name "$name" --network host "$IMG_PULLSCHED" \
+		dev --listen "127.0.0.1:$port" --broker-port "$broker_port" >/dev/null
 	local ok= i
-	for i in $(seq 60); do
+	for i in $(seq 120); do
 		if docker exec "$name" /usr/local/bin/pullsched health --listen "127.0.0.1:$port" >/dev/null 2>&1; then
 			ok=1
 			break
 		fi
+		[[ $(docker inspect --format '{{.State.Running}}' "$name") == true ]] || break
 		sleep 0.5
 	done
 	if [[ -z $ok ]]; then
 		docker logs --tail 30 "$name" >&2 || true
 		docker rm -f "$name" >/dev/null
-		die "pullsched health inside $IMG_PULLSCHED never passed against its dev instance on 127.0.0.1:$port"
+		die "pullsched health inside $IMG_PULLSCHED did not pass (within 60s, or its dev instance on 127.0.0.1:$port exited)"
 	fi
 	docker exec "$name" /usr/local/bin/pullsched health --listen "127.0.0.1:$port" >&2
 	local code
@@ -415,8 +417,14 @@ check_image() {
 	say "$IMG_PULLSCHED: pullsched health passes inside the container; dev answers 200"
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports N: N distinct TCP ports free on 127.0.0.1 a moment ago, on one line.
+free_ports() {
+	python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 images() {
