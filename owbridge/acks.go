@@ -86,14 +86,14 @@ func (b *Bridge) completionFor(a *Ack, now time.Time) *topics.Completion {
 			return
 		}
 		if e.health || e.answered && e.worker == "" {
-			e.answered = true
+			e.answer(now)
 			return
 		}
 		if e.answered { // a re-delivered ack: completed already
 			b.cnt.duplicates.Add(1)
 			return
 		}
-		e.answered = true
+		e.answer(now)
 		worker := e.worker
 		if worker == "" && a.Instance != nil {
 			worker = WorkerID(a.Instance.Instance)

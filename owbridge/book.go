@@ -26,6 +26,7 @@ type entry struct {
 	scheduler  string       // the scheduler replica that placed it
 	assignedAt time.Time    // when it was handed to the invoker
 	answered   bool         // the controller has had (or is being sent) an ack that frees its slot
+	answeredAt time.Time    // when answered was set
 	status     int          // response status code seen in a result ack; -1 until then
 	start      topics.Start // from a result ack's initTime
 }
@@ -77,13 +78,21 @@ func (b *book) inflight() map[string]map[string]int {
 	return out
 }
 
-// sweep forgets activations answered, or whose deadline passed more than
-// grace ago.
-func (b *book) sweep(now time.Time, grace time.Duration) {
+// answer marks e answered at now. The caller holds the lock (with).
+func (e *entry) answer(now time.Time) {
+	if !e.answered {
+		e.answered, e.answeredAt = true, now
+	}
+}
+
+// sweep forgets activations answered more than dedupe ago (long enough
+// to recognise re-delivered acks and assignments), and the others once
+// their deadline passed more than grace ago.
+func (b *book) sweep(now time.Time, dedupe, grace time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id, e := range b.m {
-		if now.Sub(e.deadline) > grace {
+		if e.answered && now.Sub(e.answeredAt) > dedupe || now.Sub(e.deadline) > grace {
 			delete(b.m, id)
 		}
 	}

@@ -102,8 +102,12 @@ type Config struct {
 	// fails naming it. Default consumer.DefaultStuckAfter (30s); negative
 	// disables the check.
 	StuckAfter time.Duration
-	// BookGrace is how long an activation is remembered after its
-	// deadline. Default 5m.
+	// DedupeWindow is how long an answered activation is remembered, to
+	// recognise its re-delivered assignment or acks (about 500 bytes
+	// each). Default 2m.
+	DedupeWindow time.Duration
+	// BookGrace is how long an unanswered activation is remembered after
+	// its deadline. Default 5m.
 	BookGrace time.Duration
 }
 
@@ -158,6 +162,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HeartbeatInterval, time.Second)
 	def(&c.InvokerTimeout, 3*time.Second)
 	def(&c.BookGrace, 5*time.Minute)
+	def(&c.DedupeWindow, 2*time.Minute)
 	def(&c.ErrorMemory, time.Minute)
 	def(&c.StuckAfter, consumer.DefaultStuckAfter)
 	if c.DefaultMemoryMB == 0 {
@@ -176,7 +181,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.DefaultMemoryMB < 0 || c.SlotMB < 0 || c.ForcedAckFactor < 0 || c.UnhealthyErrors < 0 || c.FacadeUserMemory < 0:
 		return c, errors.New("owbridge: negative size or count")
 	case c.PingInterval < 0 || c.DefaultTimeout < 0 || c.ForcedAckAddon < 0 || c.AnswerMargin < 0 ||
-		c.HeartbeatInterval < 0 || c.InvokerTimeout < 0 || c.BookGrace < 0 || c.ErrorMemory < 0:
+		c.HeartbeatInterval < 0 || c.InvokerTimeout < 0 || c.BookGrace < 0 || c.ErrorMemory < 0 || c.DedupeWindow < 0:
 		return c, errors.New("owbridge: negative duration")
 	}
 	return c, nil

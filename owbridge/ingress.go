@@ -166,7 +166,7 @@ func (b *Bridge) synthetic(ctx context.Context, e *entry, msg string, done func(
 	var snap entry
 	b.book.with(e.id, func(cur *entry) {
 		if cur != nil && !cur.answered {
-			cur.answered = true
+			cur.answer(b.now())
 			send, snap = true, *cur
 		}
 	})

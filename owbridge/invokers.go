@@ -174,7 +174,7 @@ func (b *Bridge) tick(ctx context.Context) {
 		case <-hb.C:
 			now := b.now()
 			b.heartbeat(ctx, now, false)
-			b.book.sweep(now, b.cfg.BookGrace)
+			b.book.sweep(now, b.cfg.DedupeWindow, b.cfg.BookGrace)
 		}
 	}
 }

@@ -41,6 +41,7 @@ func setupOpenWhisk(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	fs.DurationVar(&cfg.InvokerTimeout, "invoker-timeout", 3*time.Second, "an invoker silent this long loses its heartbeats (the scheduler drops it)")
 	fs.IntVar(&cfg.UnhealthyErrors, "unhealthy-errors", 3, "system errors among an invoker's last 10 acks beyond which it is reported unhealthy")
 	fs.DurationVar(&cfg.ErrorMemory, "error-memory", time.Minute, "how long an invoker's system error counts (an unhealthy invoker gets no work, so its errors must age out)")
+	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", 2*time.Minute, "how long an answered activation is remembered to recognise its re-delivered assignment or acks")
 	fs.DurationVar(&cfg.StuckAfter, "stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a partition holds unfinished records and finishes none this long (negative: never)")
 	return func(ctx context.Context) error {
 		mem, err := owbridge.ParseByteSize(*facadeMem)
