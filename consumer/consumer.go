@@ -54,6 +54,12 @@ type Config struct {
 	// SessionTimeout is the group session timeout. Default 10s: a crashed
 	// replica's partitions move after at most this long.
 	SessionTimeout time.Duration
+	// InstanceID makes this member static (KIP-345): a member that restarts
+	// with the same id takes its partitions back at once instead of waiting
+	// for the old member's session to end; it does not leave the group on
+	// close. Use it where one process at a time serves the group (a
+	// worker's sidecar). Default none: a dynamic member.
+	InstanceID string
 	// HeartbeatInterval is the group heartbeat interval. Default 1s.
 	HeartbeatInterval time.Duration
 	// StartAtEnd makes a group with no committed offsets start at the end of
@@ -189,6 +195,9 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 		kgo.WithLogger(logging.Kgo(cfg.Logger)),
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
 	cl, err := kgo.NewClient(append(opts, conn...)...)
 	if err != nil {

@@ -352,3 +352,36 @@ func TestStuck(t *testing.T) {
 		t.Fatalf("stuck with nothing outstanding: %v", s)
 	}
 }
+
+// TestStaticMemberTakesOver: a member with an InstanceID does not leave the
+// group when it stops (as after a crash), and its replacement with the same
+// id gets the partition at once — long before the old member's session
+// (a minute here) would have ended.
+func TestStaticMemberTakesOver(t *testing.T) {
+	e := newEnv(t)
+	static := func(c *Config) { c.InstanceID, c.SessionTimeout = "w1", time.Minute }
+	first := newRecorder(func(*Delivery) bool { return true })
+	stop := run(t, e, first, static)
+	e.arrivals(t, 1)
+	first.wait(t, 1)
+	stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	groups, err := kadm.NewClient(e.prod.Client()).DescribeGroups(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groups["g"]
+	if len(g.Members) != 1 || g.Members[0].InstanceID == nil || *g.Members[0].InstanceID != "w1" {
+		t.Fatalf("after the static member stopped, group members %+v; want it still there", g.Members)
+	}
+
+	second := newRecorder(func(*Delivery) bool { return true })
+	stop = run(t, e, second, static)
+	defer stop()
+	ids := e.arrivals(t, 1)
+	if got := second.wait(t, 1); got[0].Event.(*topics.Arrival).ID != ids[0] {
+		t.Fatalf("replacement got %v, want the new record", got[0].Event)
+	}
+}

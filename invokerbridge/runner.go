@@ -169,7 +169,11 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 		MaxOutstanding: r.b.cfg.concurrency(),
 		MaxPollRecords: min(r.b.cfg.concurrency(), 256),
 		SessionTimeout: r.b.cfg.SessionTimeout,
-		Logger:         r.log,
+		// Static membership: a sidecar restarted after a crash takes its
+		// worker's partition back at once rather than after the dead
+		// member's session (10s).
+		InstanceID: r.w.id,
+		Logger:     r.log,
 	}, r)
 	if err != nil {
 		r.heartbeat(context.Background(), r.final, false) // take back the registration
