@@ -649,9 +649,18 @@ all)
 	;;
 engine-stop) stop_engine ;;
 clean)
+	# The images live in the engine: start ours (and stop it after) to
+	# delete them.
+	if ! engine_answers && command -v dockerd >/dev/null; then
+		start_engine
+	fi
 	if engine_answers; then
 		docker image ls --format '{{.Repository}}:{{.Tag}}' | grep '^pullsched-ci/' | xargs -r docker image rm -f >/dev/null || true
 		docker builder prune -af >/dev/null 2>&1 || true
+		if our_dockerd >/dev/null; then
+			# Everything in the engine this script starts is its own.
+			docker system prune -af --volumes >/dev/null 2>&1 || true
+		fi
 		say "removed the pullsched-ci images and the build cache"
 	fi
 	stop_engine
