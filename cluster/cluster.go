@@ -67,9 +67,6 @@ type Config struct {
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Policy == "" {
-		c.Policy = policy.NamePullWait
-	}
 	if c.Workers == 0 {
 		c.Workers = 5
 	}

@@ -27,7 +27,7 @@ type policyFlags struct {
 }
 
 func addPolicyFlags(fs *flag.FlagSet, p *policyFlags) {
-	fs.StringVar(&p.name, "policy", policy.NamePullWait, fmt.Sprintf("placement policy: %v (Hiku's names are accepted too)", policy.Names()))
+	fs.StringVar(&p.name, "policy", scheduler.DefaultPolicy, fmt.Sprintf("placement policy: %v (Hiku's names are accepted too)", policy.Names()))
 	fs.Int64Var(&p.seed, "seed", 1, "seed of the policy's random tie-breaks")
 	fs.DurationVar(&p.keepAlive, "keep-alive", policy.DefaultKeepAlive, "how long an idle entry is trusted without news from its worker")
 	fs.Float64Var(&p.loadBound, "load-bound", policy.DefaultLoadBound, "chbl's load bound c")
