@@ -33,6 +33,14 @@ func (b *Bridge) handleAcks(ctx context.Context, batch []*consumer.Delivery) {
 			b.noteAck(a.Instance.Instance, a.SystemError())
 		}
 		comp := b.completionFor(a, now)
+		if comp != nil {
+			if n, ok := InvokerOf(comp.Worker); ok {
+				mem, _ := b.limitsOf(comp.Function)
+				// Status codes 2 and 3 (not OK) destroy the container.
+				fn, keep := comp.Function, comp.OK
+				b.evicted(ctx, n, b.poolOp(n, func(p *shadowPool) []string { return p.complete(fn, mem, keep, now) }), now)
+			}
+		}
 		forward := func() {
 			b.prod.ProduceAsync(ctx, &kgo.Record{Topic: b.cfg.controllerAcks(ev.controller), Value: fwd}, func(err error) {
 				if err != nil {

@@ -64,6 +64,7 @@ type Counts struct {
 	Completions    int64 // pullsched completions published
 	Synthetic      int64 // synthetic acks written for activations pullsched answered
 	HealthTests    int64 // health-test activations sent straight to an invoker
+	Evictions      int64 // evictions inferred and published
 	UnknownAcks    int64 // slot-freeing acks of activations the bridge did not know
 	PublishErrors  int64 // records that could not be written
 	Unanswerable   int64 // scheduler answers of activations the bridge no longer knew
@@ -72,7 +73,7 @@ type Counts struct {
 
 type counters struct {
 	arrivals, assigned, duplicates, forwarded, completions, synthetic, healthTests,
-	unknownAcks, publishErrors, unanswerable, noHealthy atomic.Int64
+	unknownAcks, publishErrors, unanswerable, noHealthy, evictions atomic.Int64
 }
 
 // Bridge is the OpenWhisk bridge. Create it with New and run it with Run.
@@ -151,7 +152,7 @@ func (b *Bridge) Counts() Counts {
 		Arrivals: c.arrivals.Load(), Assigned: c.assigned.Load(), Duplicates: c.duplicates.Load(),
 		Forwarded: c.forwarded.Load(), Completions: c.completions.Load(), Synthetic: c.synthetic.Load(),
 		HealthTests: c.healthTests.Load(), UnknownAcks: c.unknownAcks.Load(), PublishErrors: c.publishErrors.Load(),
-		Unanswerable: c.unanswerable.Load(), NoHealthyForHT: c.noHealthy.Load(),
+		Unanswerable: c.unanswerable.Load(), NoHealthyForHT: c.noHealthy.Load(), Evictions: c.evictions.Load(),
 	}
 }
 

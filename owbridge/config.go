@@ -97,6 +97,12 @@ type Config struct {
 	// (OpenWhisk sends an unhealthy invoker test actions instead). Default
 	// 1m.
 	ErrorMemory time.Duration
+	// NoInferredEvictions turns off the evictions the bridge infers from
+	// a model of each invoker's container pool (see shadowPool) and
+	// publishes on worker-events: OpenWhisk invokers announce none, and
+	// without them pull's idle entries outlive their containers. Default
+	// false: inferred.
+	NoInferredEvictions bool
 	// StuckAfter is how long a partition of one of the bridge's consumers
 	// may hold unfinished records without finishing any before /readyz
 	// fails naming it. Default consumer.DefaultStuckAfter (30s); negative

@@ -23,7 +23,8 @@ type invoker struct {
 	last       time.Time     // last ping
 	errs       [10]time.Time // when each of the last 10 slot-freeing acks was a system error; zero if it was not
 	errPos     int
-	running    bool // its assignment runner was started
+	running    bool       // its assignment runner was started
+	pool       shadowPool // its containers as the bridge infers them
 }
 
 // systemErrors counts the system errors among the last 10 acks that are
@@ -54,6 +55,7 @@ func (b *Bridge) handlePings(ctx context.Context, batch []*consumer.Delivery) {
 			b.log.Info().Str("worker", inv.id).Str("user_memory", p.Name.UserMemory.String()).Msg("invoker seen")
 		}
 		inv.userMemory, inv.enabled, inv.last = p.Name.UserMemory, p.Enabled(), now
+		inv.pool.resize(int(p.Name.UserMemory.MB()))
 		start := !inv.running && b.runCtx != nil
 		if start {
 			inv.running = true
@@ -153,6 +155,39 @@ func (b *Bridge) handleAssignments(ctx context.Context, n int, batch []*consumer
 				b.cnt.assigned.Add(1)
 			}
 			d.Done()
+		})
+		mem, _ := b.limitsOf(a.Function)
+		b.evicted(ctx, n, b.poolOp(n, func(p *shadowPool) []string { return p.assign(a.Function, mem, now) }), now)
+	}
+}
+
+// poolOp runs op on invoker n's shadow pool and returns the functions it
+// evicted; none when evictions are not inferred or n is unknown.
+func (b *Bridge) poolOp(n int, op func(*shadowPool) []string) []string {
+	if b.cfg.NoInferredEvictions {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	inv := b.invokers[n]
+	if inv == nil {
+		return nil
+	}
+	return op(&inv.pool)
+}
+
+// evicted tells pullsched that invoker n removed an idle container of each
+// of fns.
+func (b *Bridge) evicted(ctx context.Context, n int, fns []string, now time.Time) {
+	for _, fn := range fns {
+		ev := &topics.Eviction{Function: fn, Worker: WorkerID(n), At: now}
+		b.prod.PublishAsync(ctx, b.names.WorkerEvents(), ev, func(err error) {
+			if err != nil {
+				b.cnt.publishErrors.Add(1)
+				b.log.Warn().Err(err).Str("fn", fn).Str("worker", ev.Worker).Msg("inferred eviction not published")
+				return
+			}
+			b.cnt.evictions.Add(1)
 		})
 	}
 }

@@ -27,6 +27,7 @@ func (b *Bridge) registerMetrics(reg prometheus.Registerer) error {
 		counter("unknown_acks_total", "Slot-freeing acks of activations the bridge did not know and could not name.", func(c Counts) int64 { return c.UnknownAcks }),
 		counter("publish_errors_total", "Records the bridge could not write.", func(c Counts) int64 { return c.PublishErrors }),
 		counter("unanswerable_total", "Scheduler answers of activations the bridge no longer knew (the controller's forced ack answers them).", func(c Counts) int64 { return c.Unanswerable }),
+		counter("inferred_evictions_total", "Container evictions inferred from the model of the invokers' pools and published.", func(c Counts) int64 { return c.Evictions }),
 		counter("health_tests_dropped_total", "Health tests dropped: no healthy invoker.", func(c Counts) int64 { return c.NoHealthyForHT }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "book_activations",
 			Help: "Activations the bridge remembers (in flight, or answered within the grace period)."},

@@ -43,7 +43,9 @@ func setupOpenWhisk(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	fs.DurationVar(&cfg.ErrorMemory, "error-memory", time.Minute, "how long an invoker's system error counts (an unhealthy invoker gets no work, so its errors must age out)")
 	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", 2*time.Minute, "how long an answered activation is remembered to recognise its re-delivered assignment or acks")
 	fs.DurationVar(&cfg.StuckAfter, "stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a partition holds unfinished records and finishes none this long (negative: never)")
+	infer := fs.Bool("infer-evictions", true, "tell the schedulers of the containers the invokers evict, inferred from a model of their pools (invokers announce none)")
 	return func(ctx context.Context) error {
+		cfg.NoInferredEvictions = !*infer
 		mem, err := owbridge.ParseByteSize(*facadeMem)
 		if err != nil {
 			return fmt.Errorf("--facade-user-memory: %w", err)

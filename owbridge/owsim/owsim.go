@@ -103,6 +103,10 @@ func RunInvoker(ctx context.Context, cfg InvokerConfig) error {
 		}
 	})
 	h := sim.Handler()
+	sandboxMB := cfg.Sim.SandboxMB
+	if sandboxMB == 0 {
+		sandboxMB = 512
+	}
 	err = consumer.Follow(ctx, consumer.ReaderConfig{Kafka: cfg.Kafka.WithClientID(name + "-activations"), Topic: name,
 		Logger: cfg.Logger}, func(r *kgo.Record) {
 		m, err := owbridge.DecodeActivation(r.Value)
@@ -110,14 +114,14 @@ func RunInvoker(ctx context.Context, cfg InvokerConfig) error {
 			cfg.Logger.Warn().Err(err).Str("invoker", name).Msg("undecodable activation")
 			return
 		}
-		wg.Go(func() { runActivation(ctx, h, prod, inst, name, m) })
+		wg.Go(func() { runActivation(ctx, h, prod, inst, name, sandboxMB, m) })
 	}, nil)
 	return err
 }
 
 // runActivation runs m on the simulated worker and acknowledges it.
 func runActivation(ctx context.Context, h http.Handler, prod *producer.Producer, inst owbridge.InvokerInstanceID,
-	name string, m *owbridge.ActivationMessage) {
+	name string, memMB int, m *owbridge.ActivationMessage) {
 	body := m.Content
 	if len(body) == 0 {
 		body = json.RawMessage("{}")
@@ -141,7 +145,7 @@ func runActivation(ctx context.Context, h http.Handler, prod *producer.Producer,
 	res, _ := json.Marshal(result)
 	path, _ := json.Marshal(m.Action.String())
 	anns := []owbridge.Annotation{{Key: "path", Value: path},
-		{Key: "limits", Value: json.RawMessage(`{"concurrency":1,"logs":10,"memory":256,"timeout":60000}`)}}
+		{Key: "limits", Value: json.RawMessage(fmt.Sprintf(`{"concurrency":1,"logs":10,"memory":%d,"timeout":60000}`, memMB))}}
 	if w.header.Get("X-Cold-Start") == "1" {
 		anns = append(anns, owbridge.Annotation{Key: "initTime", Value: json.RawMessage("1")})
 	}
