@@ -180,6 +180,16 @@ func TestTally(t *testing.T) {
 				t.Errorf("recovery %v relapses %d recovered %v, want 0.5 s, 5, true", r.RecoverySec, r.Relapses, r.Recovered)
 			}
 		}},
+		{name: "with a zero bound every bad request is a relapse", failWith: "20 request(s) after the recovery", mutate: func(s []Sample, o *Observed) {
+			o.Bound = 0
+			for i := 600; i < 620; i++ {
+				s[i].Status = 429
+			}
+		}, check: func(t *testing.T, r Result) {
+			if r.RecoverySec != 0 || r.Relapses != 20 {
+				t.Errorf("recovery %v relapses %d, want 0 and 20", r.RecoverySec, r.Relapses)
+			}
+		}},
 		{name: "a negative bound is not judged", pass: true, mutate: func(s []Sample, o *Observed) {
 			o.Bound = -1
 			for i := 200; i < 800; i++ {

@@ -115,7 +115,8 @@ type Observed struct {
 	// load (for the broker: when its start command returned); 0 if not.
 	RestartAt time.Duration
 	// Bound and RestartBound are the scenario's recovery bounds (see
-	// Scenario); a negative Bound is not judged.
+	// Scenario); a negative Bound is not judged, and with a zero one every
+	// request not good from the fault on is a relapse.
 	Bound, RestartBound time.Duration
 	// Outage is how long the broker was down (broker restart only).
 	Outage time.Duration
@@ -271,6 +272,9 @@ func Tally(sc Scenario, samples []Sample, obs Observed, th Thresholds) Result {
 		end1 = obs.RestartAt
 	}
 	rec1, ok1, relapses1 := recoveryPoint(bad1, obs.FaultAt, end1, th)
+	if obs.Bound == 0 { // no time to recover: every bad request is a relapse
+		rec1, ok1, relapses1 = 0, true, len(bad1)
+	}
 	r.RecoverySec, r.Recovered, r.Relapses = rec1.Seconds(), ok1 || r.Restarted, relapses1
 	if r.Restarted {
 		rec2, ok2, relapses2 := recoveryPoint(bad2, obs.RestartAt, end, th)
