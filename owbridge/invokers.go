@@ -54,6 +54,11 @@ func (b *Bridge) handlePings(ctx context.Context, batch []*consumer.Delivery) {
 			b.invokers[n] = inv
 			b.log.Info().Str("worker", inv.id).Str("user_memory", p.Name.UserMemory.String()).Msg("invoker seen")
 		}
+		if !inv.last.IsZero() && !b.live(inv, now) {
+			// Silent past the timeout: a restarted invoker starts with
+			// an empty pool, and a lost one's busy containers never free.
+			inv.pool = shadowPool{}
+		}
 		inv.userMemory, inv.enabled, inv.last = p.Name.UserMemory, p.Enabled(), now
 		inv.pool.resize(int(p.Name.UserMemory.MB()))
 		start := !inv.running && b.runCtx != nil
