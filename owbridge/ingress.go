@@ -92,7 +92,8 @@ func (b *Bridge) handleActivations(ctx context.Context, batch []*consumer.Delive
 				b.cnt.publishErrors.Add(1)
 				log.Warn().Err(err).Msg("arrival not published")
 				if ctx.Err() == nil {
-					b.synthetic(ctx, e, "pullsched is unavailable: "+err.Error(), d.Done)
+					// Not from the producer's callback, which must not block.
+					go b.synthetic(ctx, e, "pullsched is unavailable: "+err.Error(), d.Done)
 				}
 				return // shutting down: the next owner reads it again
 			}
