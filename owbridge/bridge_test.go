@@ -132,7 +132,7 @@ func TestRejectionAnsweredBeforeForcedAck(t *testing.T) {
 func TestOverloadAnswered(t *testing.T) {
 	e := newEnv(t, envOpts{pendingCap: 1, cfg: func(c *Config) { c.SlotMB = 1024 }})
 	inv := e.startInvoker(0, true)
-	inv.run = 3 * time.Second
+	inv.run.Store(int64(3 * time.Second))
 	e.waitRotation(1)
 	var ms []*ActivationMessage
 	for i := range 4 {
@@ -343,7 +343,7 @@ func TestPendingTimeoutAnswered(t *testing.T) {
 		c.SlotMB, c.ForcedAckAddon, c.AnswerMargin = 1024, time.Nanosecond, 119*time.Second
 	}})
 	inv := e.startInvoker(0, true)
-	inv.run = 2500 * time.Millisecond
+	inv.run.Store(int64(2500 * time.Millisecond))
 	e.waitRotation(1)
 	running := e.ctl.activation("guest", "slow", true, 1)
 	waiting := e.ctl.activation("guest", "slow", true, 2)
@@ -360,5 +360,37 @@ func TestPendingTimeoutAnswered(t *testing.T) {
 	a, raw = e.ctl.ack(running.ActivationID)
 	if a.Activation == nil || a.Activation.Response.StatusCode != StatusSuccess {
 		t.Fatalf("running activation answered %s", raw)
+	}
+}
+
+// TestBridgeRestart: a bridge that restarts while an activation runs
+// still forwards its ack and completes it from the record the ack
+// carries, and the next activations run warm where it ran.
+func TestBridgeRestart(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	inv := e.startInvoker(0, true)
+	inv.run.Store(int64(2 * time.Second))
+	e.waitRotation(1)
+	m := e.ctl.activation("guest", "long", true, 1)
+	e.ctl.send(m)
+	eventually(t, "assignment handed over", func() bool { return e.bridge.Counts().Assigned == 1 })
+	e.stopBridge()
+	br := e.startBridge()
+	select {
+	case <-br.Ready():
+	case <-time.After(waitFor):
+		t.Fatal("restarted bridge not ready")
+	}
+	a, raw := e.ctl.ack(m.ActivationID)
+	checkForwarded(t, a)
+	if a.Activation == nil || a.Activation.Response.StatusCode != StatusSuccess {
+		t.Fatalf("after the restart: %s", raw)
+	}
+	eventually(t, "completion from the record", func() bool { return br.Counts().Completions == 1 })
+	inv.run.Store(int64(10 * time.Millisecond))
+	m2 := e.ctl.activation("guest", "long", true, 2)
+	e.ctl.send(m2)
+	if a, raw := e.ctl.ack(m2.ActivationID); a.Activation == nil || a.Activation.InitTimeMs() >= 0 {
+		t.Fatalf("the next activation ran cold: %s", raw)
 	}
 }

@@ -42,6 +42,38 @@ type env struct {
 	ctl    *fakeController
 	// schedURL is the scheduler's HTTP server (its /metrics).
 	schedURL string
+
+	bridgeCfg  Config
+	bridgeStop func() // stops the running bridge and waits for it
+}
+
+// startBridge starts a bridge of e's settings.
+func (e *env) startBridge() *Bridge {
+	e.t.Helper()
+	br, err := New(e.bridgeCfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := br.Run(ctx); err != nil {
+			e.t.Errorf("bridge: %v", err)
+		}
+	}()
+	e.bridge = br
+	e.bridgeStop = func() { cancel(); <-done }
+	return br
+}
+
+// stopBridge stops the running bridge, as a crash would but with its
+// offsets committed.
+func (e *env) stopBridge() {
+	if e.bridgeStop != nil {
+		e.bridgeStop()
+		e.bridgeStop = nil
+	}
 }
 
 var rotationMetric = regexp.MustCompile(`(?m)^\S*workers_in_rotation (\d+)$`)
@@ -104,16 +136,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	br, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.bridge = br
-	wg.Go(func() {
-		if err := br.Run(ctx); err != nil {
-			t.Errorf("bridge: %v", err)
-		}
-	})
+	e.bridgeCfg = cfg
+	br := e.startBridge()
+	t.Cleanup(func() { e.stopBridge() })
 	e.schedURL = "http://" + sched.Addr()
 	e.ctl = newFakeController(e)
 	for i, ch := range []<-chan struct{}{sched.Ready(), br.Ready()} {
@@ -257,9 +282,9 @@ type fakeInvoker struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	enabled atomic.Bool
-	sysErr  atomic.Bool // answer every activation with a whisk error
-	dupAcks atomic.Bool // write every ack twice
-	run     time.Duration
+	sysErr  atomic.Bool  // answer every activation with a whisk error
+	dupAcks atomic.Bool  // write every ack twice
+	run     atomic.Int64 // how long an activation runs, as a time.Duration
 
 	mu    sync.Mutex
 	idle  map[string]int // warm idle containers by namespace|action
@@ -272,9 +297,10 @@ type fakeInvoker struct {
 
 func (e *env) startInvoker(n int, v2 bool) *fakeInvoker {
 	ctx, cancel := context.WithCancel(e.ctx)
-	inv := &fakeInvoker{e: e, n: n, v2: v2, cancel: cancel, done: make(chan struct{}), run: 30 * time.Millisecond,
+	inv := &fakeInvoker{e: e, n: n, v2: v2, cancel: cancel, done: make(chan struct{}),
 		idle: map[string]int{}, seen: map[string][]byte{}, runs: map[string]int{}}
 	inv.enabled.Store(true)
+	inv.run.Store(int64(30 * time.Millisecond))
 	e.t.Cleanup(inv.stop)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -342,7 +368,7 @@ func (inv *fakeInvoker) handle(ctx context.Context, r *kgo.Record) {
 	inv.mu.Unlock()
 	go func() {
 		start := time.Now()
-		d := inv.run
+		d := time.Duration(inv.run.Load())
 		if cold {
 			d += 50 * time.Millisecond
 		}
