@@ -26,6 +26,10 @@ import (
 // ClusterConfig configures a simulated OpenWhisk deployment placed by
 // pullsched.
 type ClusterConfig struct {
+	// Brokers, if set, are a running Kafka to use instead of an embedded
+	// broker. The OpenWhisk topics (invoker<N>, completed<C>, health,
+	// owctl.*) carry no prefix: run one such cluster per Kafka at a time.
+	Brokers []string
 	// Policy and PolicyConfig are the scheduler's. Default policy "pull".
 	Policy       string
 	PolicyConfig policy.Config
@@ -72,7 +76,9 @@ func (c *Cluster) run(name string, ctx context.Context, fn func(context.Context)
 func (c *Cluster) Stop() error {
 	c.cancel()
 	c.wg.Wait()
-	c.b.Close()
+	if c.b != nil {
+		c.b.Close()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return errors.Join(c.errs...)
@@ -90,20 +96,24 @@ func Start(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error) {
 		cfg.Invokers = 5
 	}
 	if cfg.Sim.MemoryMB == 0 {
-		cfg.Sim.MemoryMB = 16384
+		cfg.Sim.MemoryMB = workersim.DefaultMemoryMB
 	}
 	if cfg.Sim.SandboxMB == 0 {
-		cfg.Sim.SandboxMB = 512
+		cfg.Sim.SandboxMB = workersim.DefaultSandboxMB
 	}
 	if cfg.Topics.Partitions == 0 {
-		cfg.Topics.Partitions = 8
+		cfg.Topics.Partitions = topics.DefaultPartitions
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	b, err := broker.Start(broker.Config{Ports: []int{0}, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
+	brokers := cfg.Brokers
+	var b *broker.Broker
+	if len(brokers) == 0 {
+		if b, err = broker.Start(broker.Config{Ports: []int{0}, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+		brokers = b.Addrs()
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{cancel: cancel, b: b}
@@ -112,7 +122,7 @@ func Start(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error) {
 			_ = c.Stop()
 		}
 	}()
-	conn := kafkaconn.Config{Brokers: b.Addrs()}
+	conn := kafkaconn.Config{Brokers: brokers}
 	sched, err := scheduler.New(scheduler.Config{Kafka: conn, Topics: cfg.Topics, ID: "scheduler-0", Policy: cfg.Policy,
 		PolicyConfig: cfg.PolicyConfig, Logger: cfg.Logger, Listen: "127.0.0.1:0"})
 	if err != nil {
