@@ -23,10 +23,11 @@ func TestOpenWhiskMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c, err := owsim.Start(ctx, owsim.ClusterConfig{
-		Brokers:  env.Seeds,
-		Topics:   topics.Config{Prefix: env.Prefix, Partitions: 4, Replication: 1},
-		Invokers: 2,
-		Sim:      workersim.Config{TimeScale: 0.05, MemoryMB: 2048},
+		Brokers:         env.Seeds,
+		Topics:          topics.Config{Prefix: env.Prefix, Partitions: 4, Replication: 1},
+		OpenWhiskPrefix: env.Prefix,
+		Invokers:        2,
+		Sim:             workersim.Config{TimeScale: 0.05, MemoryMB: 2048},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,9 +27,13 @@ import (
 // pullsched.
 type ClusterConfig struct {
 	// Brokers, if set, are a running Kafka to use instead of an embedded
-	// broker. The OpenWhisk topics (invoker<N>, completed<C>, health,
-	// owctl.*) carry no prefix: run one such cluster per Kafka at a time.
+	// broker.
 	Brokers []string
+	// OpenWhiskPrefix is put before every OpenWhisk topic (the invokers'
+	// invoker<N>, health, completed<C>, and the controller's owctl.*), as
+	// whisk.kafka.topics.prefix would, so that runs sharing a Kafka do not
+	// read each other's. Default "".
+	OpenWhiskPrefix string
 	// Policy and PolicyConfig are the scheduler's. Default policy "pull".
 	Policy       string
 	PolicyConfig policy.Config
@@ -129,7 +133,7 @@ func Start(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.run("scheduler", rctx, sched.Run)
-	br, err := owbridge.New(owbridge.Config{Kafka: conn, Topics: cfg.Topics, ControllerPrefix: "owctl.", ID: "openwhisk",
+	br, err := owbridge.New(owbridge.Config{Kafka: conn, Topics: cfg.Topics, ControllerPrefix: cfg.OpenWhiskPrefix + "owctl.", InvokerPrefix: cfg.OpenWhiskPrefix, ID: "openwhisk",
 		SlotMB: cfg.Sim.SandboxMB, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -142,10 +146,10 @@ func Start(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error) {
 		sim := cfg.Sim
 		sim.Seed = cfg.Sim.Seed + int64(i)
 		c.run(fmt.Sprintf("invoker%d", i), rctx, func(ctx context.Context) error {
-			return RunInvoker(ctx, InvokerConfig{Kafka: conn, Instance: i, Sim: sim, Logger: cfg.Logger})
+			return RunInvoker(ctx, InvokerConfig{Kafka: conn, Instance: i, Prefix: cfg.OpenWhiskPrefix, Sim: sim, Logger: cfg.Logger})
 		})
 	}
-	ctl, err := NewController(ControllerConfig{Kafka: conn, Logger: cfg.Logger})
+	ctl, err := NewController(ControllerConfig{Kafka: conn, Prefix: cfg.OpenWhiskPrefix + "owctl.", Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,10 @@ type InvokerConfig struct {
 	Kafka kafkaconn.Config
 	// Instance is the invoker's instance number N (it reads invoker<N>).
 	Instance int
+	// Prefix is put before the invokers' topics (invoker<N>, health,
+	// completed<C>), as OpenWhisk's whisk.kafka.topics.prefix does.
+	// Default "".
+	Prefix string
 	// UserMemory is the memory its pings announce. Default: the
 	// simulator's MemoryMB.
 	UserMemory owbridge.ByteSize
@@ -94,7 +98,7 @@ func RunInvoker(ctx context.Context, cfg InvokerConfig) error {
 		on := true
 		ping, _ := (&owbridge.PingMessage{Name: inst, IsEnabled: &on}).Encode()
 		for {
-			prod.ProduceAsync(ctx, &kgo.Record{Topic: "health", Value: ping}, func(error) {})
+			prod.ProduceAsync(ctx, &kgo.Record{Topic: cfg.Prefix + "health", Value: ping}, func(error) {})
 			select {
 			case <-ctx.Done():
 				return
@@ -107,21 +111,21 @@ func RunInvoker(ctx context.Context, cfg InvokerConfig) error {
 	if sandboxMB == 0 {
 		sandboxMB = 512
 	}
-	err = consumer.Follow(ctx, consumer.ReaderConfig{Kafka: cfg.Kafka.WithClientID(name + "-activations"), Topic: name,
+	err = consumer.Follow(ctx, consumer.ReaderConfig{Kafka: cfg.Kafka.WithClientID(name + "-activations"), Topic: cfg.Prefix + name,
 		Logger: cfg.Logger}, func(r *kgo.Record) {
 		m, err := owbridge.DecodeActivation(r.Value)
 		if err != nil {
 			cfg.Logger.Warn().Err(err).Str("invoker", name).Msg("undecodable activation")
 			return
 		}
-		wg.Go(func() { runActivation(ctx, h, prod, inst, name, sandboxMB, m) })
+		wg.Go(func() { runActivation(ctx, h, prod, inst, cfg.Prefix, name, sandboxMB, m) })
 	}, nil)
 	return err
 }
 
 // runActivation runs m on the simulated worker and acknowledges it.
 func runActivation(ctx context.Context, h http.Handler, prod *producer.Producer, inst owbridge.InvokerInstanceID,
-	name string, memMB int, m *owbridge.ActivationMessage) {
+	prefix, name string, memMB int, m *owbridge.ActivationMessage) {
 	body := m.Content
 	if len(body) == 0 {
 		body = json.RawMessage("{}")
@@ -164,7 +168,7 @@ func runActivation(ctx context.Context, h http.Handler, prod *producer.Producer,
 	if err != nil {
 		return
 	}
-	prod.ProduceAsync(ctx, &kgo.Record{Topic: "completed" + m.RootControllerIndex.AsString, Value: v}, func(error) {})
+	prod.ProduceAsync(ctx, &kgo.Record{Topic: prefix + "completed" + m.RootControllerIndex.AsString, Value: v}, func(error) {})
 }
 
 // recorder is the ResponseWriter of an in-process call to the simulator.
