@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/pullsched/pullsched/cluster"
@@ -43,6 +45,12 @@ func setupDev(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 		} else if k := c.kafkaConn(); k.TLS.Enabled || k.SASL.Mechanism != "" {
 			return fmt.Errorf("dev: the --kafka-tls* and --kafka-sasl-* settings need --brokers (the embedded broker serves plaintext)")
 		}
+		if cfg.Brokers == nil && !flagWasSet(fs, "broker-port") && portTaken(*brokerPort) {
+			// A Kafka of the user's own often holds 9092: take any free port
+			// rather than fail; the banner prints the one taken.
+			c.log.Warn().Int("port", *brokerPort).Msg("the embedded broker's default port is taken; using a free one")
+			cfg.BrokerPort = 0
+		}
 		startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		cl, err := cluster.Start(startCtx, cfg)
 		cancel()
@@ -64,4 +72,14 @@ func setupDev(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 		fmt.Fprintln(c.stdout, "stopping: ingress, bridges, scheduler, workers, broker")
 		return cl.Stop()
 	}
+}
+
+// portTaken reports whether 127.0.0.1:port cannot be listened on.
+func portTaken(port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return true
+	}
+	ln.Close()
+	return false
 }
