@@ -9,14 +9,13 @@ import (
 
 // DefaultAdmissionTarget is the default Config.AdmissionTarget, chosen by
 // measurement (docs/BENCHMARKS.md, "The full chain"; pullsched bench chain
-// --processes on the shared 2-core machine, load average about 27): at
-// 2,000/s, the highest rate the chain held, the smallest latency of any
-// 100 ms window of answers stayed at 191-238 ms (client side, so an upper
-// bound of what the controller sees), while at 4,000/s without admission it
-// reached 8.7 s. 250 ms lets the held rate through without a single 429
-// and, at 4,000/s, kept goodput at 1,960/s (1,709/s without) and the
-// admitted requests' p50 at 0.39 s (4.7 s without).
-const DefaultAdmissionTarget = 250 * time.Millisecond
+// --processes on the shared 2-core machine). 250 ms shed 40 of 3,000
+// requests at 200/s on Apache Kafka with its data on disk, whose stalls
+// kept every answer of a 100 ms window over it although the chain was far
+// from full; 500 ms shed nothing at any rate the chain held, on Kafka
+// (200-2,000/s, stalls up to 1.1 s) or embedded (up to 4,000/s), and keeps
+// what an admitted request waits under overload well inside any timeout.
+const DefaultAdmissionTarget = 500 * time.Millisecond
 
 // DefaultAdmissionInterval is the default Config.AdmissionInterval.
 const DefaultAdmissionInterval = 100 * time.Millisecond
@@ -35,9 +34,15 @@ const admissionMinLimit = 16
 //
 //   - an interval whose smallest added time exceeds target (every request
 //     answered in it queued that long: a standing queue, not a burst) sets
-//     the limit to what the chain answered in it, scaled to target: by
-//     Little's law, that many requests waiting wait about target at the
-//     rate the chain serves now (no lower than admissionMinLimit);
+//     the limit to the chain's recent peak rate of answers times target:
+//     by Little's law, that many requests waiting wait about target at the
+//     rate the chain can serve. A cut at most halves the limit (or, with
+//     none, the peak of requests waiting in the interval) and never goes
+//     below admissionMinLimit: an interval of few answers (a pause, a
+//     stall) must not starve the chain, and while the answers still report
+//     the queue from before a cut (they lag behind it by the queue's
+//     length) the limit settles at the rate-based value instead of
+//     collapsing;
 //   - an interval whose smallest added time is within target raises the
 //     limit by a tenth, and lifts it once it is twice the peak waiting.
 //
@@ -56,6 +61,7 @@ type admission struct {
 	winPeak  int
 	refused  int64
 	cuts     int64
+	peakRate float64 // answers per second, decayed (see roll)
 }
 
 // newAdmission returns the admission rule; a negative target turns it off.
@@ -73,12 +79,21 @@ func (a *admission) roll(now time.Time, waiting int) {
 	if now.Sub(a.winStart) < a.interval {
 		return
 	}
+	// The peak rate decays by a twentieth per interval: it remembers what
+	// the chain served before the limit held it back, so the limit cannot
+	// spiral down with the rate it allows, yet it follows a chain that
+	// lastingly slowed within a few seconds.
+	rate := float64(a.winN) / now.Sub(a.winStart).Seconds()
+	a.peakRate = max(rate, a.peakRate*0.95)
 	switch {
 	case a.winN > 0 && a.winMin > a.target:
-		// The answers of the interval, per target: the chain's current
-		// rate times target.
-		span := now.Sub(a.winStart)
-		a.limit = max(int(float64(a.winN)*float64(a.target)/float64(span)), admissionMinLimit)
+		// The chain's recent peak rate times target; at most halving.
+		l := int(a.peakRate * a.target.Seconds())
+		from := a.limit
+		if from == 0 {
+			from = a.winPeak
+		}
+		a.limit = max(l, from/2, admissionMinLimit)
 		a.cuts++
 	case a.winN > 0 && a.limit > 0:
 		a.limit += max(1, a.limit/10)

@@ -62,28 +62,47 @@ func TestAdmissionRule(t *testing.T) {
 			arrive(120*ms, 400, true, 0),
 		)},
 		{"a standing queue sets the limit to the answers per target", seq(
-			arrive(0, 0, true, 0), arrive(10*ms, 800, true, 0),
+			arrive(0, 0, true, 0), arrive(10*ms, 400, true, 0),
 			// 80 answers in 100ms, each 1s late: 800/s × 250ms = 200.
-			answers(10*ms, 100*ms, 80, time.Second, 800),
-			arrive(100*ms, 800, false, 200), arrive(110*ms, 199, true, 200), arrive(120*ms, 200, false, 200),
+			answers(10*ms, 100*ms, 80, time.Second, 400),
+			arrive(100*ms, 400, false, 200), arrive(110*ms, 199, true, 200), arrive(120*ms, 200, false, 200),
 		)},
 		{"the rate is taken over the interval's real length", seq(
-			arrive(0, 0, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			arrive(0, 90, true, 0), answers(0, 100*ms, 80, time.Second, 90),
 			// Closed at 400ms: 80 answers in 400ms, 200/s × 250ms = 50.
-			arrive(400*ms, 800, false, 50),
+			arrive(400*ms, 50, false, 50), arrive(401*ms, 49, true, 50),
+		)},
+		{"a cut at most halves the peak waiting", seq(
+			arrive(0, 800, true, 0), answers(0, 100*ms, 8, time.Second, 800),
+			// 80/s × 250ms = 20, but half the peak of 800 is 400.
+			arrive(100*ms, 400, false, 400),
 		)},
 		{"the limit never goes below the minimum", seq(
 			arrive(0, 20, true, 0), answer(20*ms, 10*time.Second, 20),
 			arrive(100*ms, 16, false, admissionMinLimit), arrive(101*ms, 15, true, admissionMinLimit),
 		)},
-		{"while the queue stands the limit follows the rate", seq(
-			arrive(0, 800, true, 0), answers(0, 100*ms, 80, time.Second, 800),
-			arrive(100*ms, 800, false, 200), answers(100*ms, 200*ms, 120, 900*ms, 200),
-			arrive(200*ms, 200, true, 300), answers(200*ms, 300*ms, 40, 800*ms, 200),
-			arrive(300*ms, 200, false, 100),
+		{"while the queue stands each interval cuts, at most halving, down to the rate", seq(
+			arrive(0, 1600, true, 0), answers(0, 100*ms, 80, time.Second, 1600),
+			// 200 by the rate, but at most halving the peak of 1600: 800.
+			arrive(100*ms, 800, false, 800),
+			answers(100*ms, 200*ms, 80, 900*ms, 800),
+			arrive(200*ms, 800, false, 400),
+			answers(200*ms, 300*ms, 80, 800*ms, 400),
+			arrive(300*ms, 400, false, 200),
+			// The rate-based value is reached: it holds there.
+			answers(300*ms, 400*ms, 80, 700*ms, 200),
+			arrive(400*ms, 200, false, 200), arrive(401*ms, 199, true, 200),
+		)},
+		{"the peak rate is remembered, so the limit does not spiral down with what it lets through", seq(
+			arrive(0, 400, true, 0), answers(0, 100*ms, 80, time.Second, 400),
+			arrive(100*ms, 400, false, 200),
+			// Only 20 answers (200/s) in the next interval: the peak 800/s decays
+			// to 760/s, and 760/s × 250ms = 190, not 200/s × 250ms = 50.
+			answers(100*ms, 200*ms, 20, time.Second, 200),
+			arrive(200*ms, 190, false, 190), arrive(201*ms, 189, true, 190),
 		)},
 		{"fast answers raise the limit by a tenth, then lift it", seq(
-			arrive(0, 800, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			arrive(0, 400, true, 0), answers(0, 100*ms, 80, time.Second, 400),
 			arrive(100*ms, 200, false, 200), answer(150*ms, 10*ms, 200),
 			arrive(200*ms, 200, true, 220), answer(250*ms, 10*ms, 100),
 			// Peak 200 in the interval from 200ms: 242 < 2×200+16, kept.
@@ -92,12 +111,12 @@ func TestAdmissionRule(t *testing.T) {
 			arrive(400*ms, 50, true, 0),
 		)},
 		{"an interval without answers keeps the limit", seq(
-			arrive(0, 800, true, 0), answers(0, 100*ms, 80, time.Second, 800),
+			arrive(0, 400, true, 0), answers(0, 100*ms, 80, time.Second, 400),
 			arrive(100*ms, 200, false, 200), arrive(250*ms, 150, true, 200), arrive(400*ms, 150, true, 200),
 		)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newAdmission(DefaultAdmissionTarget, DefaultAdmissionInterval)
+			a := newAdmission(250*time.Millisecond, DefaultAdmissionInterval) // the numbers below assume 250ms
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			for i, s := range tc.steps {
 				now := t0.Add(s.at)

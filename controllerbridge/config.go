@@ -124,7 +124,7 @@ type Config struct {
 	// the function's duration) before /run sheds load: it then limits the
 	// requests waiting at once and answers the rest 429 with Retry-After at
 	// once, instead of letting them wait past their timeout (see
-	// admission). Default DefaultAdmissionTarget (250ms, chosen by
+	// admission). Default DefaultAdmissionTarget (500ms, chosen by
 	// measurement: docs/BENCHMARKS.md); negative: no admission control
 	// beyond MaxWaiting. Lower sheds sooner and keeps admitted requests
 	// faster under overload, at the risk of shedding bursts the chain
