@@ -102,10 +102,10 @@ type Bridge struct {
 // New validates cfg and prepares a bridge; it binds the HTTP listener but
 // makes no connection.
 func New(cfg Config) (*Bridge, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	b := &Bridge{
 		cfg:      cfg,
 		log:      cfg.Logger.With().Str("part", "openwhisk").Str("bridge", cfg.ID).Logger(),
@@ -117,10 +117,11 @@ func New(cfg Config) (*Bridge, error) {
 		limits:   map[string]Limits{},
 	}
 	if cfg.Listen != "" {
-		b.srv, err = httpserve.New(httpserve.Config{Addr: cfg.Listen, Logger: b.log})
+		srv, err := httpserve.New(httpserve.Config{Addr: cfg.Listen, Logger: b.log})
 		if err != nil {
 			return nil, fmt.Errorf("owbridge: %w", err)
 		}
+		b.srv = srv
 		b.srv.Mux().HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
 			httpserve.WriteJSON(w, http.StatusOK, b.Counts())
 		})

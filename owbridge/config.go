@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"time"
 
 	"github.com/pullsched/pullsched/consumer"
@@ -117,41 +116,21 @@ type Config struct {
 	BookGrace time.Duration
 }
 
-var idChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
-func (c Config) withDefaults() (Config, error) {
-	if err := c.Kafka.Validate(); err != nil {
-		return c, fmt.Errorf("owbridge: %w", err)
-	}
-	if c.ControllerPrefix == "" {
-		return c, errors.New("owbridge: no controller prefix: the controllers must be given a whisk.kafka.topics.prefix of their own")
-	}
-	if c.ControllerPrefix == c.InvokerPrefix {
-		return c, fmt.Errorf("owbridge: controller prefix %q equals the invoker prefix: nothing would separate them", c.ControllerPrefix)
-	}
-	if err := c.Topics.Validate(); err != nil {
-		return c, fmt.Errorf("owbridge: %w", err)
-	}
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("owbridge: invalid config")
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if len(c.Controllers) == 0 {
 		c.Controllers = []string{"0"}
 	}
-	for _, ctl := range c.Controllers {
-		if !topics.ValidID(ctl) {
-			return c, fmt.Errorf("owbridge: controller id %q is not a topic name part", ctl)
-		}
-	}
 	if c.ID == "" {
 		h, _ := os.Hostname()
-		c.ID = "openwhisk-" + idChars.ReplaceAllString(h, "_")
-	}
-	if !topics.ValidID(c.ID) {
-		return c, fmt.Errorf("owbridge: id %q: want 1-128 of letters, digits, '_', '.', '-'", c.ID)
+		c.ID = topics.SanitizeID("openwhisk-" + h)
 	}
 	if c.Group == "" {
 		c.Group = "pullsched-openwhisk"
-	}
-	if c.FacadeInstance < 0 {
-		return c, errors.New("owbridge: negative facade instance")
 	}
 	if c.FacadeUserMemory == 0 {
 		c.FacadeUserMemory = 1024 * GB
@@ -183,14 +162,43 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UnhealthyErrors == 0 {
 		c.UnhealthyErrors = 3
 	}
+	return c
+}
+
+// Validate reports a setting that cannot work; its errors wrap ErrConfig.
+func (c Config) Validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.ControllerPrefix == "" {
+		return fmt.Errorf("%w: no controller prefix: the controllers must be given a whisk.kafka.topics.prefix of their own", ErrConfig)
+	}
+	if c.ControllerPrefix == c.InvokerPrefix {
+		return fmt.Errorf("%w: controller prefix %q equals the invoker prefix: nothing would separate them", ErrConfig, c.ControllerPrefix)
+	}
+	if err := c.Topics.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.FacadeInstance < 0 {
+		return fmt.Errorf("%w: negative facade instance", ErrConfig)
+	}
+	c = c.WithDefaults()
+	for _, ctl := range c.Controllers {
+		if !topics.ValidID(ctl) {
+			return fmt.Errorf("%w: controller id %q is not a topic name part", ErrConfig, ctl)
+		}
+	}
+	if !topics.ValidID(c.ID) {
+		return fmt.Errorf("%w: id %q: want 1-128 of letters, digits, '_', '.', '-'", ErrConfig, c.ID)
+	}
 	switch {
 	case c.DefaultMemoryMB < 0 || c.SlotMB < 0 || c.ForcedAckFactor < 0 || c.UnhealthyErrors < 0 || c.FacadeUserMemory < 0:
-		return c, errors.New("owbridge: negative size or count")
+		return fmt.Errorf("%w: negative size or count", ErrConfig)
 	case c.PingInterval < 0 || c.DefaultTimeout < 0 || c.ForcedAckAddon < 0 || c.AnswerMargin < 0 ||
 		c.HeartbeatInterval < 0 || c.InvokerTimeout < 0 || c.BookGrace < 0 || c.ErrorMemory < 0 || c.DedupeWindow < 0:
-		return c, errors.New("owbridge: negative duration")
+		return fmt.Errorf("%w: negative duration", ErrConfig)
 	}
-	return c, nil
+	return nil
 }
 
 // forcedAckAfter is when, after sending, a controller forces the ack of
