@@ -3,13 +3,14 @@
 # engine, with no image registry: every image is built here from package
 # registries (Debian's packages, Maven Central, the Go module proxy).
 #
-# Usage: scripts/docker-ci.sh [engine|images|it|compose|all|engine-stop|clean]
+# Usage: scripts/docker-ci.sh [engine|images|it|compose|all|engine-stop|clean|compose-plugin]
 #   engine       start a Docker engine if none answers (installs docker.io
 #                when dockerd is missing; runs `dockerd $PULLSCHED_CI_DOCKERD_ARGS`
 #                in the background, log in $PULLSCHED_CI_CACHE/dockerd.log)
 #                and a compose v2 plugin if `docker compose` is missing
 #                (built from the github.com/docker/compose/v2 Go module).
-#   images       engine, then build what is missing or stale, all tagged
+#   images       start the engine as above (not the compose plugin), then
+#                build what is missing or stale, all tagged
 #                under pullsched-ci/ (never a public image's name):
 #                  pullsched-ci/debian:<suite>    debootstrap + docker import
 #                  pullsched-ci/golang:<go>       the host go's release, from
@@ -23,17 +24,21 @@
 #   it           images, then `go test -count=1 -v ./it/...` with the broker
 #                started by testcontainers from pullsched-ci/kafka; fails
 #                unless the run says it used testcontainers.
-#   compose      images, then docker-compose.yml + docker-compose.ci.yml
+#   compose      images (with the compose plugin built in the background
+#                meanwhile, if missing), then docker-compose.yml + docker-compose.ci.yml
 #                (host network, loopback addresses): up --wait, requests
 #                through the controller, one worker killed, the others
 #                still answering, `pullsched health` inside a container,
 #                down -v.
-#   all          images, it, compose; then stops the engine if this script
-#                started it.
+#   all          images, it, compose (the plugin built in the background as
+#                for compose); then stops the engine if this script started
+#                it.
 #   engine-stop  stop the engine this script started (never another one).
 #   clean        delete the pullsched-ci images and build cache, engine-stop,
 #                remove the compose plugin this script installed, delete
 #                the cache directory: the next run starts cold.
+#   compose-plugin  only install the compose plugin (what compose and all
+#                run in the background).
 # Each step prints its duration; images, it, compose and all end with a
 # summary of step durations and image sizes.
 #
@@ -254,6 +259,38 @@ engine() {
 	timed "compose plugin" install_compose
 }
 
+# The compose plugin's build (minutes when cold, all CPU) overlaps the
+# image builds and it/ (much of them downloads and waiting) when `compose`
+# and `all` start it in the background; compose_plugin_ready waits for it.
+compose_bg_pid=
+compose_bg_start=
+start_compose_plugin() {
+	if docker compose version >/dev/null 2>&1 || [[ -x $CACHE/compose-$COMPOSE_VERSION/docker-compose ]]; then
+		return 0
+	fi
+	mkdir -p "$CACHE"
+	say "building the compose plugin in the background (log: $CACHE/compose-build.log)"
+	compose_bg_start=$(now)
+	# Its own session, so a failing run can stop the whole build.
+	setsid "$here/docker-ci.sh" compose-plugin </dev/null >"$CACHE/compose-build.log" 2>&1 &
+	compose_bg_pid=$!
+}
+
+compose_plugin_ready() {
+	if [[ -n $compose_bg_pid ]]; then
+		local rc=0 t
+		t=$(now)
+		wait "$compose_bg_pid" || rc=$?
+		compose_bg_pid=
+		say "waited $(since "$t")s for the compose plugin, built in the background in $(since "$compose_bg_start")s"
+		if ((rc != 0)); then
+			tail -n 30 "$CACHE/compose-build.log" >&2
+			die "building the compose plugin failed (log: $CACHE/compose-build.log)"
+		fi
+	fi
+	install_compose
+}
+
 # ---------------------------------------------------------------- images
 
 IMG_DEBIAN=pullsched-ci/debian:$DEBIAN_SUITE
@@ -428,7 +465,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 images() {
-	engine
+	timed "engine" start_engine
 	timed "image $IMG_DEBIAN" build_debian
 	timed "image $IMG_GO" build_golang
 	timed "image $IMG_KAFKA" build_kafka
@@ -604,6 +641,10 @@ at_exit() {
 		compose_failed
 		compose_down
 	fi
+	if [[ -n $compose_bg_pid ]] && kill -0 "$compose_bg_pid" 2>/dev/null; then
+		say "stopping the compose plugin's build (pid $compose_bg_pid)"
+		kill -TERM -- "-$compose_bg_pid" 2>/dev/null || true
+	fi
 	if [[ -n $stop_engine_at_exit ]]; then
 		stop_engine
 	fi
@@ -633,7 +674,9 @@ it)
 	print_summary
 	;;
 compose)
+	start_compose_plugin
 	images
+	timed "compose plugin (the rest of its build)" compose_plugin_ready
 	timed "compose" run_compose
 	print_summary
 	;;
@@ -642,11 +685,14 @@ all)
 	if ! our_dockerd >/dev/null && ! engine_answers; then
 		stop_engine_at_exit=1
 	fi
+	start_compose_plugin
 	images
 	timed "it/ on testcontainers" run_it
+	timed "compose plugin (the rest of its build)" compose_plugin_ready
 	timed "compose" run_compose
 	print_summary
 	;;
+compose-plugin) install_compose ;;
 engine-stop) stop_engine ;;
 clean)
 	# The images live in the engine: start ours (and stop it after) to
