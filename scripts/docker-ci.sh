@@ -676,7 +676,7 @@ it)
 compose)
 	start_compose_plugin
 	images
-	timed "compose plugin (the rest of its build)" compose_plugin_ready
+	timed "compose plugin (wait)" compose_plugin_ready
 	timed "compose" run_compose
 	print_summary
 	;;
@@ -688,7 +688,7 @@ all)
 	start_compose_plugin
 	images
 	timed "it/ on testcontainers" run_it
-	timed "compose plugin (the rest of its build)" compose_plugin_ready
+	timed "compose plugin (wait)" compose_plugin_ready
 	timed "compose" run_compose
 	print_summary
 	;;
