@@ -38,6 +38,11 @@ type Bridge struct {
 	client *http.Client
 	dedupe *dedupe
 	prod   *producer.Producer // set by Run
+	// hb writes the worker records (heartbeats) on a client of their own,
+	// so that under load they do not queue behind completions and
+	// results: a heartbeat late by more than the schedulers' timeout takes
+	// a live worker out of rotation. Set by Run.
+	hb *producer.Producer
 
 	started   atomic.Bool
 	ready     chan struct{}
@@ -155,6 +160,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.prod = prod
 	defer prod.Close(10 * time.Second)
+	hb, err := producer.New(producer.Config{Kafka: b.conn("-heartbeat"), Logger: b.log})
+	if err != nil {
+		if b.srv != nil {
+			_ = b.srv.Close()
+		}
+		return fmt.Errorf("invokerbridge: %w", err)
+	}
+	b.hb = hb
+	defer hb.Close(5 * time.Second)
 
 	if _, err := topics.EnsureAll(ctx, kadm.NewClient(prod.Client()), b.cfg.Topics); err != nil {
 		if b.srv != nil {

@@ -270,7 +270,7 @@ func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, max(r.b.cfg.HeartbeatInterval, 2*time.Second))
 	defer cancel()
-	if err := r.b.prod.Publish(pctx, r.b.names.Workers(), rec); err != nil {
+	if err := r.b.hb.Publish(pctx, r.b.names.Workers(), rec); err != nil {
 		r.b.met.hbErrors.WithLabelValues(r.w.id).Inc()
 		r.log.Warn().Err(err).Msg("heartbeat not published")
 		return
