@@ -91,10 +91,11 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// MaxTimeout is the largest ?timeout= accepted (400 beyond). Default 15m.
 	MaxTimeout time.Duration
-	// ResultMargin is how long past its deadline a blocking request still
-	// waits for a result before answering 504 itself. It should exceed the
-	// scheduler's timeout margin (2s) so that the scheduler's own timeout
-	// result, when there is one, is what the client sees. Default 5s.
+	// ResultMargin is how long past its deadline an activation's result is
+	// still awaited for GET /activations/<id>. A blocking request itself is
+	// answered 504 at its deadline, never after it (issue 13: a result
+	// late by the scheduler's 2s timeout margin reached clients up to 5s
+	// past their deadline). Default 5s.
 	ResultMargin time.Duration
 	// ActivationTTL is how long a result is kept for GET /activations/<id>
 	// after it came (and how long past its deadline a pending activation is

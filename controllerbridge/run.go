@@ -259,12 +259,15 @@ func (c *Controller) writeAccepted(w http.ResponseWriter, id string) error {
 	return nil
 }
 
-// await waits until waitUntil for the result of activation id on ch and
-// answers with it. A result answered with is dropped from the book unless
-// req has an idempotency key: nobody else can ask for it.
+// await waits for the result of activation id on ch and answers with it,
+// or with 504 at the request's deadline (waitUntil less ResultMargin): no
+// client is answered after its deadline; a later result is kept for GET
+// /activations/<id>. A result answered with is dropped from the book
+// unless req has an idempotency key: nobody else can ask for it.
 func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runRequest, id string, ch <-chan *topics.Result, waitUntil time.Time) error {
 	log := c.log.With().Str("activation", id).Str("fn", req.fn).Logger()
-	timer := time.NewTimer(time.Until(waitUntil))
+	deadline := waitUntil.Add(-c.cfg.ResultMargin)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case res := <-ch:
@@ -275,14 +278,14 @@ func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runReque
 		c.book.drop(id) // first, so that a GET right after the answer finds it gone
 		// What the chain added: the wait since arrival less the function's run.
 		now := time.Now()
-		arrived := waitUntil.Add(-c.cfg.ResultMargin - req.timeout)
+		arrived := deadline.Add(-req.timeout)
 		c.adm.observe(now, now.Sub(arrived)-time.Duration(res.DurationMs*float64(time.Millisecond)), c.book.waiting())
 		return c.writeResult(w, res)
 	case <-timer.C:
 		c.book.unwait(id, ch)
 		log.Debug().Msg("no result before the deadline")
 		return c.writeFailure(w, http.StatusGatewayTimeout, id, topics.ReasonTimeout,
-			fmt.Sprintf("no result within %s", req.timeout))
+			fmt.Sprintf("no result within %s; a later one is kept for GET /activations/%s", req.timeout, id))
 	case <-r.Context().Done():
 		c.book.unwait(id, ch)
 		c.m.gone.Inc()
