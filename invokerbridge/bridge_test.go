@@ -52,6 +52,20 @@ func TestSidecarCallsWorker(t *testing.T) {
 	if reg.Source != topics.SourceSidecar || reg.Bridge != "bridge-test" || reg.Capacity != 0 || reg.URL != s.srv.URL {
 		t.Errorf("registration %+v", reg)
 	}
+	// The first record registers the worker not yet healthy: the bridge
+	// does not hold its partition (nor know what a predecessor finished).
+	e.rec.mu.Lock()
+	var firstRec *topics.Worker
+	for _, w := range e.rec.workers {
+		if w.ID == id {
+			firstRec = w
+			break
+		}
+	}
+	e.rec.mu.Unlock()
+	if firstRec == nil || firstRec.Healthy {
+		t.Errorf("first worker record %+v: want it unhealthy until the partition is held", firstRec)
+	}
 
 	first := e.assign(id, "linpack", func(a *topics.Assignment) { a.Warm = true })
 	r1 := e.rec.result(first.ID)

@@ -53,7 +53,8 @@ type runner struct {
 	cons atomic.Pointer[consumer.Consumer] // set while run's consumer exists
 
 	assignedOnce sync.Once
-	assigned     chan struct{} // closed once the consumer got its partition
+	assigned     chan struct{} // closed once the consumer got its partition (and read what a predecessor finished)
+	beatNow      chan struct{} // asks the heartbeat loop for a record now
 	registered   chan struct{} // closed once the first record was written
 	done         chan struct{} // closed when run returns
 }
@@ -71,6 +72,7 @@ func newRunner(b *Bridge, w worker) *runner {
 		callCtx:    ctx,
 		callCancel: cancel,
 		assigned:   make(chan struct{}),
+		beatNow:    make(chan struct{}, 1),
 		registered: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -109,6 +111,16 @@ func (r *runner) setFinal(state string) {
 	r.final = state
 	r.cancelled = true
 	r.mu.Unlock()
+}
+
+// holdsPartition reports whether the runner got its worker's partition.
+func (r *runner) holdsPartition() bool {
+	select {
+	case <-r.assigned:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *runner) currentState() string {
@@ -242,6 +254,8 @@ func (r *runner) heartbeatLoop(ctx context.Context, done chan<- struct{}) {
 			return
 		case <-t.C:
 			r.heartbeat(ctx, r.currentState(), true)
+		case <-r.beatNow:
+			r.heartbeat(ctx, r.currentState(), true)
 		}
 	}
 }
@@ -249,8 +263,13 @@ func (r *runner) heartbeatLoop(ctx context.Context, done chan<- struct{}) {
 // heartbeat checks the worker's health (when check is set) and writes its
 // record with the given state.
 func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
+	// Healthy only once the worker answers and the runner holds its
+	// partition, having read what a crashed predecessor finished (which
+	// takes seconds on a busy worker-events): work placed earlier would
+	// only wait (issue 13's chaos suite: a restarted sidecar took 6s to
+	// recover).
 	healthy := false
-	if check {
+	if check && r.holdsPartition() {
 		healthy = r.b.healthy(ctx, r.w.url)
 	}
 	if ctx.Err() != nil {
@@ -348,7 +367,13 @@ func (r *runner) Assigned(ctx context.Context, parts map[string][]int32) {
 		return
 	}
 	r.learnPredecessor(ctx)
-	r.assignedOnce.Do(func() { close(r.assigned) })
+	r.assignedOnce.Do(func() {
+		close(r.assigned)
+		select { // healthy from now on: say so without waiting a tick
+		case r.beatNow <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // Revoked implements consumer.Handler. Calls in flight go on: their
