@@ -74,7 +74,8 @@ type Config struct {
 	LogLevel string
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if len(c.Rates) == 0 {
 		c.Rates = []float64{200, 500, 1000, 2000}
 	}
@@ -125,21 +126,24 @@ func (c Config) topics() topics.Config {
 	return tc
 }
 
+// ErrConfig is wrapped by the errors Config.Validate returns.
+var ErrConfig = errors.New("benchchain: invalid config")
+
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	for _, r := range c.Rates {
 		if !(r > 0) {
-			return fmt.Errorf("benchchain: rate %g: want > 0", r)
+			return fmt.Errorf("%w: rate %g: want > 0", ErrConfig, r)
 		}
 	}
 	switch {
 	case c.Duration < 0 || c.Timeout < 0 || c.Pause < 0:
-		return errors.New("benchchain: negative duration")
+		return fmt.Errorf("%w: negative duration", ErrConfig)
 	case c.Workers < 1 || c.Functions < 1 || c.Partitions < 1:
-		return errors.New("benchchain: workers, functions and partitions must be at least 1")
+		return fmt.Errorf("%w: workers, functions and partitions must be at least 1", ErrConfig)
 	case c.CPUProfile != nil && c.Processes:
-		return errors.New("benchchain: a CPU profile covers in-process parts only; drop --processes")
+		return fmt.Errorf("%w: a CPU profile covers in-process parts only; drop --processes", ErrConfig)
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		return nil // the embedded broker
@@ -153,7 +157,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	rep := Report{Mode: "in-process", Broker: "embedded", Workers: cfg.Workers}
 	if cfg.Processes {
 		rep.Mode = "processes"

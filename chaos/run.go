@@ -65,10 +65,8 @@ type Config struct {
 	Progress io.Writer
 }
 
-func (c Config) withDefaults() (Config, error) {
-	if len(c.Brokers) == 0 {
-		return c, errors.New("chaos: no brokers")
-	}
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.Rate == 0 {
 		c.Rate = 100
 	}
@@ -102,13 +100,25 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	return c
+}
+
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("chaos: invalid config")
+
+// Validate reports a setting that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("%w: no brokers", ErrConfig)
+	}
+	c = c.WithDefaults()
 	switch {
 	case c.Rate < 0 || c.Functions < 1 || c.Timeout < 0 || c.Partitions < 2:
-		return c, fmt.Errorf("chaos: bad settings (rate %v, functions %d, timeout %v, partitions %d)", c.Rate, c.Functions, c.Timeout, c.Partitions)
+		return fmt.Errorf("%w: bad settings (rate %v, functions %d, timeout %v, partitions %d)", ErrConfig, c.Rate, c.Functions, c.Timeout, c.Partitions)
 	case (c.BrokerStopCmd == "") != (c.BrokerStartCmd == ""):
-		return c, errors.New("chaos: give both the broker stop and start commands, or neither")
+		return fmt.Errorf("%w: give both the broker stop and start commands, or neither", ErrConfig)
 	}
-	return c, nil
+	return nil
 }
 
 // Workers is how many simulated workers (each with its sidecar) run.
@@ -148,10 +158,10 @@ func (r *run) logf(format string, args ...any) {
 // the report. The error is for a run that could not be carried out (a
 // part would not start); failed assertions are in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	all := Scenarios(Form{Short: cfg.Short, BrokerRestart: cfg.BrokerStopCmd != ""})
 	scs, err := Select(all, cfg.Scenarios)
 	if err != nil {
