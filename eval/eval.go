@@ -113,8 +113,8 @@ type plan struct {
 	seeds      []int64
 }
 
-func (cfg Config) withDefaults() (Config, plan, error) {
-	var p plan
+// WithDefaults returns cfg with every zero field set to its default.
+func (cfg Config) WithDefaults() Config {
 	if len(cfg.Policies) == 0 {
 		cfg.Policies = DefaultPolicies()
 	}
@@ -136,6 +136,20 @@ func (cfg Config) withDefaults() (Config, plan, error) {
 	if len(cfg.Seeds) == 0 {
 		cfg.Seeds = []int64{cfg.Seed}
 	}
+	return cfg
+}
+
+// Validate reports a setting that cannot work; its errors wrap ErrConfig.
+func (cfg Config) Validate() error {
+	_, _, err := cfg.resolve()
+	return err
+}
+
+// resolve applies the defaults and works out what is to run: the
+// contenders, the scenarios and the seeds.
+func (cfg Config) resolve() (Config, plan, error) {
+	cfg = cfg.WithDefaults()
+	var p plan
 	if !(cfg.TimeScale > 0) {
 		return cfg, p, fmt.Errorf("%w: time scale %v <= 0", ErrConfig, cfg.TimeScale)
 	}
@@ -216,7 +230,7 @@ func (r *Report) Baseline() string {
 // Each cluster is stopped before the next starts, also on error; on error
 // the report holds the runs done.
 func Run(ctx context.Context, cfg Config, start Starter) (*Report, error) {
-	cfg, p, err := cfg.withDefaults()
+	cfg, p, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}

@@ -323,22 +323,22 @@ func TestRunStopsClusterOnFailure(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, p, err := Config{Quick: true}.withDefaults()
+	c, p, err := Config{Quick: true}.resolve()
 	if err != nil || c.TimeScale != QuickTimeScale || !slices.Equal(c.Stages, QuickStages()) || c.Out != "eval-out" ||
 		!slices.Equal(c.Policies, DefaultPolicies()) || !slices.Equal(p.seeds, []int64{0}) || !slices.Equal(p.scenarios, Scenarios()) ||
 		len(p.contenders) != 4 || p.contenders[1] != (Contender{Label: "chbl", Policy: "chbl"}) {
 		t.Errorf("quick %+v %+v %v", c, p, err)
 	}
-	c, _, _ = Config{Quick: true, TimeScale: 0.5}.withDefaults()
+	c, _, _ = Config{Quick: true, TimeScale: 0.5}.resolve()
 	if c.TimeScale != 0.5 {
 		t.Errorf("explicit time scale lost: %v", c.TimeScale)
 	}
-	c, p, _ = Config{Seed: 9, MemoryMB: 3000}.withDefaults()
+	c, p, _ = Config{Seed: 9, MemoryMB: 3000}.resolve()
 	if c.TimeScale != 1 || !slices.Equal(c.Stages, loadgen.DefaultStages()) || !slices.Equal(p.seeds, []int64{9}) ||
 		!slices.Equal(p.scenarios, []Scenario{{"custom-3000", 3000}}) {
 		t.Errorf("full %+v %+v", c, p)
 	}
-	_, p, _ = Config{Seed: 9, Seeds: []int64{1, 2}}.withDefaults()
+	_, p, _ = Config{Seed: 9, Seeds: []int64{1, 2}}.resolve()
 	if !slices.Equal(p.seeds, []int64{1, 2}) {
 		t.Errorf("seeds %v", p.seeds)
 	}
@@ -640,7 +640,7 @@ func TestAddFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--quick", "--policies", "pull@unlimited, pull", "--out", "x", "--seed", "4", "--scenarios", "4g,16g", "--capacity", "-1"}); err != nil {
 		t.Fatal(err)
 	}
-	c, p, err := cfg.withDefaults()
+	c, p, err := cfg.resolve()
 	if err != nil || !slices.Equal(c.Policies, []string{"pull@unlimited", "pull"}) || c.Out != "x" || !slices.Equal(p.seeds, []int64{4}) ||
 		c.TimeScale != QuickTimeScale || !slices.Equal(c.Stages, QuickStages()) || !slices.Equal(p.scenarios, []Scenario{{"4g", 4096}, {"16g", 16384}}) ||
 		!slices.Equal(p.contenders, []Contender{{"pull@unlimited", "pull", -1}, {"pull", "pull", -1}}) {
@@ -653,7 +653,7 @@ func TestAddFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--stages", "10:5s", "--time-scale", "0.5", "--seeds", "1, 2,3", "--memory-mb", "2048"}); err != nil {
 		t.Fatal(err)
 	}
-	if c, p, _ := cfg.withDefaults(); len(c.Stages) != 1 || c.TimeScale != 0.5 || !slices.Equal(p.seeds, []int64{1, 2, 3}) ||
+	if c, p, _ := cfg.resolve(); len(c.Stages) != 1 || c.TimeScale != 0.5 || !slices.Equal(p.seeds, []int64{1, 2, 3}) ||
 		!slices.Equal(p.scenarios, []Scenario{{"custom-2048", 2048}}) || fs.Lookup("seeds").Value.String() != "1,2,3" {
 		t.Errorf("parsed %+v %+v", c, p)
 	}

@@ -97,7 +97,7 @@ func (r Result) String() string {
 		r.InP50.Round(time.Microsecond), r.InP99.Round(time.Microsecond), r.Rejected, r.Duplicate)
 }
 
-func (c Config) withDefaults() Config {
+func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
 	}
@@ -170,7 +170,7 @@ type benchRig struct {
 }
 
 func newBenchRig(ctx context.Context, cfg Config) (*benchRig, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	r := &benchRig{cfg: cfg, seen: map[string]bool{}, waiting: map[string]bool{}, sig: make(chan struct{}, 1), schErr: make(chan error, 1)}
 	brokers := cfg.Brokers
 	if len(brokers) == 0 {
