@@ -97,6 +97,7 @@ func (r Result) String() string {
 		r.InP50.Round(time.Microsecond), r.InP99.Round(time.Microsecond), r.Rejected, r.Duplicate)
 }
 
+// WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
