@@ -116,7 +116,6 @@ type Config struct {
 	BookGrace time.Duration
 }
 
-
 // ErrConfig is wrapped by every error Config.Validate returns.
 var ErrConfig = errors.New("owbridge: invalid config")
 
