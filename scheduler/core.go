@@ -99,6 +99,8 @@ type state struct {
 	dirty   bool // something may have freed capacity: drain the pending queue
 
 	lastSweep time.Time
+	// lastInRotation is the last sweep that found a worker in rotation.
+	lastInRotation time.Time
 
 	names     topics.Names
 	out       []effect            // to publish; taken by the driver
@@ -268,6 +270,15 @@ func (st *state) place(j *job, now time.Time) policy.Code {
 			st.enqueue(j, now)
 		}
 	default: // NoWorkers
+		if st.rotationLost(now) {
+			// Workers were in rotation a moment ago: most often their
+			// heartbeats are only late (a broker outage they are still
+			// reconnecting from), so wait for them as for capacity.
+			if j.phase != phasePending {
+				st.enqueue(j, now)
+			}
+			return policy.NoCapacity
+		}
 		delete(st.jobs, j.a.ID)
 		st.reject(j, topics.ReasonNoWorkers, "no worker is in rotation")
 	}

@@ -278,3 +278,39 @@ func TestTimeoutHeap(t *testing.T) {
 		t.Fatalf("popped %v, want %v", got, want)
 	}
 }
+
+// When the rotation empties by silence (late heartbeats, as after a broker
+// outage), arrivals wait for a while instead of being answered 503 at once;
+// a worker heard again takes them. Long after the rotation emptied, 503.
+func TestCoreWaitsOutAnEmptiedRotation(t *testing.T) {
+	r := newCoreRig(t, []int32{0}, nil)
+	r.worker("w1", 0)
+	r.st.tick() // a sweep sees w1 in rotation
+	silence := func(d time.Duration) { // the topic read every second: nothing new
+		for end := r.clock.Now().Add(d); r.clock.Now().Before(end); {
+			r.clock.Advance(time.Second)
+			r.st.workersProbe(r.clock.Now(), map[int32]int64{0: r.off})
+			r.st.sweepWorkers(r.clock.Now())
+		}
+	}
+	silence(4 * time.Second) // past the 3s heartbeat timeout
+	if got := r.st.workers["w1"].rot; got != rotNone {
+		t.Fatalf("w1 rotation %d after its silence, want out", got)
+	}
+	d := r.arrive("a1", "f", time.Time{})
+	if out := r.flush(); len(out) != 0 {
+		t.Fatalf("arrival right after the rotation emptied answered %+v, want it to wait", out)
+	}
+	r.worker("w1", 0) // heard again
+	r.st.afterChanges()
+	if got := assignments(r.answer(nil)); got["a1"] == nil || d.done != 1 {
+		t.Fatalf("after w1 came back: assignments %v, a1 marked %d; want a1 placed", got, d.done)
+	}
+
+	silence(4 * time.Second)
+	silence(4 * time.Second) // the rotation has been empty for two timeouts
+	r.arrive("a2", "f", time.Time{})
+	if res := resultsOf(r.answer(nil))["a2"]; res == nil || res.Reason != topics.ReasonNoWorkers {
+		t.Fatalf("long after the rotation emptied: %+v, want 503 no_workers", res)
+	}
+}

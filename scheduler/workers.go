@@ -347,4 +347,17 @@ func (st *state) sweepWorkers(now time.Time) {
 		}
 	}
 	st.m.workers.Set(float64(n))
+	if n > 0 {
+		st.lastInRotation = now
+	}
+}
+
+// rotationLost reports whether the rotation emptied less than two
+// heartbeat timeouts ago. Arrivals then wait (pending, up to their
+// deadline) rather than being answered 503 no_workers: after a broker
+// outage the workers' first heartbeats come a few seconds after the
+// scheduler reads the topic again (chaos broker-restart: 419 such 503s
+// with four live workers).
+func (st *state) rotationLost(now time.Time) bool {
+	return !st.lastInRotation.IsZero() && now.Sub(st.lastInRotation) < 2*st.cfg.HeartbeatTimeout
 }
