@@ -285,7 +285,7 @@ func TestTimeoutHeap(t *testing.T) {
 func TestCoreWaitsOutAnEmptiedRotation(t *testing.T) {
 	r := newCoreRig(t, []int32{0}, nil)
 	r.worker("w1", 0)
-	r.st.tick() // a sweep sees w1 in rotation
+	r.st.tick()                        // a sweep sees w1 in rotation
 	silence := func(d time.Duration) { // the topic read every second: nothing new
 		for end := r.clock.Now().Add(d); r.clock.Now().Before(end); {
 			r.clock.Advance(time.Second)
