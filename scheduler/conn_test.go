@@ -28,20 +28,7 @@ func TestSecuredScheduler(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		select {
-		case <-s.Ready():
-		case err := <-done:
-			t.Fatalf("Run stopped before ready: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("not ready after 30s")
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("Run: %v", err)
-		}
+		conntest.ReadyThenStop(t, s.Run, s.Ready())
 	})
 	t.Run("wrong", func(t *testing.T) {
 		bad := cfg

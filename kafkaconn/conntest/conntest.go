@@ -1,6 +1,7 @@
 package conntest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -153,4 +154,27 @@ func Broker(t testing.TB, pki *PKI, users []User, opts ...kfake.Opt) *kfake.Clus
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// ReadyThenStop runs a part's Run until its ready channel closes, then
+// stops it and checks it stopped cleanly: the "right credentials" half of
+// a part's connection test.
+func ReadyThenStop(t testing.TB, run func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run stopped before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("not ready after 30s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }
