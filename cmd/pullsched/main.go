@@ -65,7 +65,8 @@ type common struct {
 
 	log zerolog.Logger
 
-	trace bool // --trace (trace.go)
+	trace bool   // --trace (trace.go)
+	pprof string // --pprof (pprof.go)
 }
 
 func addCommon(fs *flag.FlagSet, c *common, defaultListen string) {
@@ -114,6 +115,7 @@ func newFlagSet(cmd command, c *common) (*flag.FlagSet, func(ctx context.Context
 	fs.SetOutput(c.stderr)
 	run := cmd.setup(fs, c)
 	addTraceFlag(fs, c)
+	addPprofFlag(fs, c)
 	return fs, run
 }
 
@@ -165,6 +167,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	defer stopTracing()
+	stopPprof, err := startPprof(ctx, c.pprof, c)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	return runFn(ctx)
 }
 
