@@ -186,6 +186,9 @@ func TestDuplicateRunsOnce(t *testing.T) {
 	e.publish(e.names.Invoker(id), a) // long after the answer
 	marker := e.assign(id, "float_operation", nil)
 	e.rec.result(marker.ID)
+	// Completions and results travel on different topics: wait for the
+	// marker's completion too before counting a's.
+	e.rec.completion(marker.ID)
 	if r, c := e.rec.count(a.ID); r != 1 || c != 1 {
 		t.Errorf("%d results and %d completions for the duplicated id, want 1 and 1", r, c)
 	}
