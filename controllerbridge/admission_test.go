@@ -171,6 +171,11 @@ func TestAdmissionAnswers429(t *testing.T) {
 			!strings.Contains(rec.Body.String(), `"reason":"overloaded"`) {
 			t.Fatalf("answer %d %v %s; want 429 with Retry-After 1 and reason overloaded", rec.Code, rec.Header(), rec.Body)
 		}
+		// Refused before an activation was made: no X-Activation-Id at
+		// all, not an empty one.
+		if v, ok := rec.Header()[HeaderActivationID]; ok {
+			t.Errorf("%s %q on a request refused before it had an activation; want the header absent", HeaderActivationID, v)
+		}
 		if l, refused, cuts := c.adm.state(); l != admissionMinLimit || refused != 1 || cuts != 1 {
 			t.Errorf("limit %d refused %d cuts %d; want %d, 1, 1", l, refused, cuts, admissionMinLimit)
 		}

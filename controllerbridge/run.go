@@ -203,7 +203,8 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 	// The waiter exists before the arrival does, so no result can slip by.
 	cl, ok := c.book.claim(a.ID, key, req.blocking, now, waitUntil)
 	if !ok {
-		return c.writeFailure(w, http.StatusTooManyRequests, a.ID, topics.ReasonOverloaded,
+		// Refused before the activation existed: its id names nothing.
+		return c.writeFailure(w, http.StatusTooManyRequests, "", topics.ReasonOverloaded,
 			fmt.Sprintf("too many requests waiting (%d)", c.cfg.MaxWaiting))
 	}
 	log := c.log.With().Str("activation", cl.id).Str("fn", a.Function).Logger()
@@ -351,9 +352,13 @@ func (c *Controller) writeResult(w http.ResponseWriter, res *topics.Result) erro
 
 // writeFailure answers with a JSON error about an activation; a 429, and a
 // 503 because no worker was in rotation (under overload, workers whose
-// heartbeats the scheduler read late), carry Retry-After.
+// heartbeats the scheduler read late), carry Retry-After. Without an
+// activation (a request refused before one was made) X-Activation-Id is
+// left out rather than sent empty.
 func (c *Controller) writeFailure(w http.ResponseWriter, status int, id, reason, msg string) error {
-	w.Header().Set(HeaderActivationID, id)
+	if id != "" {
+		w.Header().Set(HeaderActivationID, id)
+	}
 	if status == http.StatusTooManyRequests || reason == topics.ReasonNoWorkers {
 		secs := int(math.Ceil(c.cfg.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))

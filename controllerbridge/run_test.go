@@ -471,8 +471,11 @@ func TestRunMaxWaiting(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3" {
 		t.Fatalf("second request: %d Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	if e := jsonError(t, resp, body); e.Reason != topics.ReasonOverloaded {
-		t.Errorf("error body %+v", e)
+	if e := jsonError(t, resp, body); e.Reason != topics.ReasonOverloaded || e.ActivationID != "" {
+		t.Errorf("error body %+v; want reason overloaded, no activation id", e)
+	}
+	if v, ok := resp.Header[HeaderActivationID]; ok {
+		t.Errorf("%s %q on a request refused before it had an activation; want the header absent", HeaderActivationID, v)
 	}
 	// A non-blocking request does not wait, so it is still accepted.
 	if resp, body := call(t, "POST", h.base+"/run/hold?blocking=false", "", ""); resp.StatusCode != 202 {
