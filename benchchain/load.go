@@ -41,10 +41,9 @@ func newClient(timeout time.Duration) *http.Client {
 
 // load is one open-loop run against one target.
 type load struct {
-	client    *http.Client
-	base      string // target base URL
-	query     string // appended to every /run URL ("" or "?...")
-	functions int
+	client *http.Client
+	// urls are the URLs of the functions the requests cycle through.
+	urls []string
 	// maxInFlight bounds the requests in flight (0: none): one beyond is
 	// not sent and counts as "not-sent", so that a target that stops
 	// answering cannot take the client's file descriptors.
@@ -74,10 +73,7 @@ func (l *load) run(ctx context.Context, target string, rate float64, d time.Dura
 		rej      Latencies // of 429 and 503 answers
 		inFlight atomic.Int64
 	)
-	urls := make([]string, l.functions)
-	for f := range urls {
-		urls[f] = l.base + "/run/f-" + strconv.Itoa(f) + l.query
-	}
+	urls := l.urls
 	start := time.Now().Add(20 * time.Millisecond)
 	wins.start = start
 	for i := range n {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -31,18 +32,27 @@ type Config struct {
 	Warmup time.Duration
 	// Pause is the quiet time between runs. Default 1s.
 	Pause time.Duration
-	// Workers is the number of no-op workers behind the chain. Default 5.
+	// Workers is the number of no-op workers behind the chain. Default 5,
+	// or the number of WorkerAddrs.
 	Workers int
+	// WorkerAddrs, when set, are the host:port the no-op workers listen
+	// on, one per worker (default: free ports of 127.0.0.1), so that an
+	// External proxy started beforehand can front the same workers.
+	WorkerAddrs []string
 	// Functions is how many functions (f-0 ... f-<n-1>) the requests cycle
 	// through. Default 40.
 	Functions int
 	// Timeout bounds each request at the client; the chain is sent the same
 	// as ?timeout=. Default 10s.
 	Timeout time.Duration
-	// Direct and Chain choose the targets; both false means both. At each
-	// rate the direct run (one no-op worker, called directly) goes first,
-	// so the two are measured side by side.
+	// Direct and Chain choose the built-in targets; both false, with no
+	// Externals, means both. At each rate the direct run (one no-op
+	// worker, called directly) goes first, then each External in order,
+	// then the chain, so that all are measured side by side.
 	Direct, Chain bool
+	// Externals are targets the bench does not start (another proxy in
+	// front of the same workers, say), measured like the others.
+	Externals []External
 	// Kafka reaches the brokers the chain runs on; no Brokers: an embedded
 	// broker (in this process, or a `pullsched broker` process with
 	// Processes). The run's topics get a prefix of their own and, on
@@ -90,6 +100,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Workers == 0 {
 		c.Workers = 5
+		if len(c.WorkerAddrs) > 0 {
+			c.Workers = len(c.WorkerAddrs)
+		}
 	}
 	if c.Functions == 0 {
 		c.Functions = 40
@@ -97,7 +110,7 @@ func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
-	if !c.Direct && !c.Chain {
+	if !c.Direct && !c.Chain && len(c.Externals) == 0 {
 		c.Direct, c.Chain = true, true
 	}
 	if c.Partitions == 0 {
@@ -144,6 +157,25 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: workers, functions and partitions must be at least 1", ErrConfig)
 	case c.CPUProfile != nil && c.Processes:
 		return fmt.Errorf("%w: a CPU profile covers in-process parts only; drop --processes", ErrConfig)
+	case len(c.WorkerAddrs) > 0 && len(c.WorkerAddrs) != c.Workers:
+		return fmt.Errorf("%w: %d worker addresses for %d workers", ErrConfig, len(c.WorkerAddrs), c.Workers)
+	}
+	seen := map[string]bool{}
+	for _, a := range c.WorkerAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil || seen[a] {
+			return fmt.Errorf("%w: worker address %q: want distinct host:port", ErrConfig, a)
+		}
+		seen[a] = true
+	}
+	names := map[string]bool{}
+	for _, e := range c.Externals {
+		if err := e.validate(); err != nil {
+			return err
+		}
+		if names[e.Name] {
+			return fmt.Errorf("%w: two external targets named %q", ErrConfig, e.Name)
+		}
+		names[e.Name] = true
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		return nil // the embedded broker
@@ -158,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	cfg = cfg.WithDefaults()
-	rep := Report{Mode: "in-process", Broker: "embedded", Workers: cfg.Workers}
+	rep := Report{Mode: "in-process", Broker: "embedded", Workers: cfg.Workers, WorkerAddrs: make([]string, cfg.Workers)}
 	if cfg.Processes {
 		rep.Mode = "processes"
 	}
@@ -167,16 +199,28 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	workers := make([]*noopWorker, cfg.Workers)
 	for i := range workers {
-		w, err := newNoopWorker()
+		addr := "127.0.0.1:0"
+		if len(cfg.WorkerAddrs) > 0 {
+			addr = cfg.WorkerAddrs[i]
+		}
+		w, err := newNoopWorker(addr)
 		if err != nil {
 			return rep, err
 		}
 		workers[i] = w
+		rep.WorkerAddrs[i] = w.Addr()
 		defer w.close()
 	}
 	meter := cpuMeter{pids: map[string][]int{}}
 	if cfg.BrokerPID > 0 {
 		meter.pids["broker"] = []int{cfg.BrokerPID}
+	}
+	externals := map[string]bool{}
+	for _, e := range cfg.Externals {
+		externals[e.Name] = true
+		if e.PID > 0 {
+			meter.pids[e.Name] = []int{e.PID}
+		}
 	}
 	var ch *chain
 	if cfg.Chain {
@@ -209,17 +253,30 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var order []string
 	inFlight := defaultMaxInFlight()
 	if cfg.Direct {
-		targets["direct"] = &load{client: newClient(cfg.Timeout), base: workers[0].URL(), functions: cfg.Functions, maxInFlight: inFlight}
+		base := workers[0].URL() + "/run/"
+		targets["direct"] = &load{client: newClient(cfg.Timeout), urls: functionURLs(cfg.Functions, func(fn string) string { return base + fn }),
+			maxInFlight: inFlight}
 		order = append(order, "direct")
+	}
+	for _, e := range cfg.Externals {
+		l := &load{client: newClient(cfg.Timeout), urls: functionURLs(cfg.Functions, e.functionURL), maxInFlight: inFlight}
+		if err := firstAnswers(ctx, l.client, l.urls[0], 15*time.Second); err != nil {
+			return rep, fmt.Errorf("external %s: %w", e.Name, err)
+		}
+		targets[e.Name] = l
+		order = append(order, e.Name)
 	}
 	if cfg.Chain {
 		q := "?timeout=" + strconv.FormatFloat(cfg.Timeout.Seconds(), 'f', -1, 64)
-		targets["chain"] = &load{client: newClient(cfg.Timeout), base: ch.url, query: q, functions: cfg.Functions, maxInFlight: inFlight}
+		base := ch.url + "/run/"
+		targets["chain"] = &load{client: newClient(cfg.Timeout), urls: functionURLs(cfg.Functions, func(fn string) string { return base + fn + q }),
+			maxInFlight: inFlight}
 		order = append(order, "chain")
-		if err := firstAnswers(ctx, targets["chain"].client, ch.url+"/run/f-0"+q, 60*time.Second); err != nil {
-			return rep, err
+		if err := firstAnswers(ctx, targets["chain"].client, targets["chain"].urls[0], 60*time.Second); err != nil {
+			return rep, fmt.Errorf("chain: %w", err)
 		}
 	}
+	rep.Targets = order
 	if cfg.Warmup > 0 {
 		low := slices.Min(cfg.Rates)
 		for _, t := range order {
@@ -262,16 +319,30 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			if err != nil {
 				return rep, err
 			}
-			res.CPU = perRequest(before, after, res.Sent)
-			if t == "direct" { // only the client and one worker worked; the chain idled
-				res.CPU = map[string]float64{"bench": res.CPU["bench"]}
-			}
+			res.CPU = targetCPU(t, perRequest(before, after, res.Sent), externals)
 			rep.Results = append(rep.Results, res)
-			fmt.Fprintf(cfg.Progress, "%-6s %6g/s: achieved %.1f/s p50 %.2f p99 %.2f max %.1f ms %s (controller handler mean %.1f ms)\n", t, rate, res.Achieved,
+			fmt.Fprintf(cfg.Progress, "%-8s %6g/s: achieved %.1f/s p50 %.2f p99 %.2f max %.1f ms %s (controller handler mean %.1f ms)\n", t, rate, res.Achieved,
 				res.P50, res.P99, res.Max, statusString(res.Statuses), res.HandlerMeanMs)
 		}
 	}
 	return rep, nil
+}
+
+// targetCPU keeps, of every part's CPU per request during a run against
+// target t, the parts that served it: this process (the client and the
+// workers) always; the chain's parts and the broker for the chain; an
+// external target's own process for it. The others idled.
+func targetCPU(t string, all map[string]float64, externals map[string]bool) map[string]float64 {
+	out := map[string]float64{}
+	for part, v := range all {
+		switch {
+		case part == "bench", part == t:
+			out[part] = v
+		case t == "chain" && !externals[part]:
+			out[part] = v
+		}
+	}
+	return out
 }
 
 // firstAnswers sends one request at a time to url until ten in a row are
@@ -283,7 +354,7 @@ func firstAnswers(ctx context.Context, client *http.Client, url string, timeout 
 	last := ""
 	for streak < 10 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("benchchain: the chain did not answer 200 ten times in a row within %s (last: %s)", timeout, last)
+			return fmt.Errorf("benchchain: %s was not answered 200 ten times in a row within %s (last: %s)", url, timeout, last)
 		}
 		o := (&load{client: client}).one(ctx, url, time.Now())
 		if o.status == "200" {

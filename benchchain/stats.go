@@ -49,7 +49,7 @@ func (l *Latencies) Max() time.Duration { return l.Percentile(100) }
 
 // Result is what one target did at one offered rate.
 type Result struct {
-	Target   string  `json:"target"`     // direct, chain
+	Target   string  `json:"target"`     // direct, chain, or an External's name
 	Rate     float64 `json:"rate"`       // offered requests per second
 	Duration float64 `json:"duration_s"` // how long the load was offered
 	Sent     int     `json:"sent"`       // requests sent
@@ -130,10 +130,29 @@ func summarize(r *Result, lat *Latencies) {
 
 // Report is a whole bench run.
 type Report struct {
-	Mode    string   `json:"mode"` // in-process or processes
-	Broker  string   `json:"broker"`
-	Workers int      `json:"workers"`
+	Mode    string `json:"mode"` // in-process or processes
+	Broker  string `json:"broker"`
+	Workers int    `json:"workers"`
+	// WorkerAddrs are where the no-op workers listened.
+	WorkerAddrs []string `json:"worker_addrs,omitempty"`
+	// Targets are the targets in the order each rate was offered to them.
+	Targets []string `json:"targets,omitempty"`
 	Results []Result `json:"results"`
+}
+
+// targets is Targets, or when unset (a report read from older JSON) the
+// targets of the results in order of appearance.
+func (rep Report) targets() []string {
+	if len(rep.Targets) > 0 {
+		return rep.Targets
+	}
+	var out []string
+	for _, r := range rep.Results {
+		if !slices.Contains(out, r.Target) {
+			out = append(out, r.Target)
+		}
+	}
+	return out
 }
 
 // HighestHeld is the highest offered rate the target held (0: none).
@@ -147,11 +166,30 @@ func (rep Report) HighestHeld(target string) float64 {
 	return best
 }
 
-// WriteJSON writes the report as indented JSON.
+// HeldRatio is a's highest rate held over b's (0 when b held none of the
+// rates tried): the figure of "as fast as" comparisons. Both are bounded
+// by the rates tried, so a ratio is only as fine as their steps.
+func (rep Report) HeldRatio(a, b string) float64 {
+	hb := rep.HighestHeld(b)
+	if hb == 0 {
+		return 0
+	}
+	return rep.HighestHeld(a) / hb
+}
+
+// WriteJSON writes the report as indented JSON, with each target's
+// highest rate held.
 func (rep Report) WriteJSON(w io.Writer) error {
+	held := map[string]float64{}
+	for _, t := range rep.targets() {
+		held[t] = rep.HighestHeld(t)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(struct {
+		Report
+		HighestHeld map[string]float64 `json:"highest_held"`
+	}{rep, held})
 }
 
 // WriteTable writes one line per target and rate, and the chain's added
@@ -184,12 +222,33 @@ func (rep Report) WriteTable(w io.Writer) error {
 	if len(lines) > 0 {
 		fmt.Fprintf(w, "added over direct:\n%s\n", strings.Join(lines, "\n"))
 	}
-	for _, t := range []string{"direct", "chain"} {
-		if h := rep.HighestHeld(t); h > 0 {
-			fmt.Fprintf(w, "highest rate held, %s: %g/s\n", t, h)
+	targets := rep.targets()
+	for _, t := range targets {
+		fmt.Fprintf(w, "highest rate held, %s: %g/s (of %s tried)\n", t, rep.HighestHeld(t), rep.ratesTried(t))
+	}
+	for _, t := range targets {
+		if t == "direct" || t == "chain" || !slices.Contains(targets, "chain") {
+			continue
+		}
+		if rep.HighestHeld(t) > 0 {
+			fmt.Fprintf(w, "highest rate held, chain ÷ %s: %.2f×\n", t, rep.HeldRatio("chain", t))
 		}
 	}
 	return nil
+}
+
+// ratesTried is the range of rates target t was offered, as "a–b/s".
+func (rep Report) ratesTried(t string) string {
+	lo, hi := math.Inf(1), 0.0
+	for _, r := range rep.Results {
+		if r.Target == t {
+			lo, hi = min(lo, r.Rate), max(hi, r.Rate)
+		}
+	}
+	if hi == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%g–%g/s", lo, hi)
 }
 
 func ratio(a, b float64) float64 {

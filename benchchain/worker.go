@@ -3,6 +3,7 @@ package benchchain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -17,10 +18,12 @@ type noopWorker struct {
 	srv *http.Server
 }
 
-func newNoopWorker() (*noopWorker, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newNoopWorker starts a worker listening on addr (host:port; port 0: a
+// free one).
+func newNoopWorker(addr string) (*noopWorker, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("benchchain: no-op worker: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/run/", serveNoop)

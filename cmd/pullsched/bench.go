@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,12 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	rates := config.NewList("200", "500", "1000", "2000")
 	fs.Var(rates, "rates", "chain: offered rates, requests per second, each run for --duration")
 	targets := config.NewList("direct", "chain")
-	fs.Var(targets, "targets", "chain: what the load is offered to, side by side at each rate: direct (one no-op worker), chain")
+	fs.Var(targets, "targets", "chain: what the load is offered to, side by side at each rate: direct (one no-op worker), chain, the names of --external targets (default: direct, chain and every --external)")
+	var externals, externalPIDs repeated
+	fs.Var(&externals, "external", "chain: name=URL, repeatable: also offer the load to this HTTP target (after direct, before the chain); {fn} in URL is replaced by the function's name, else the name is appended (http://127.0.0.1:9020/run/)")
+	fs.Var(&externalPIDs, "external-pid", "chain: name=pid, repeatable: the --external target's process, to report its CPU per request")
+	workerAddrs := config.NewList()
+	fs.Var(workerAddrs, "worker-addrs", "chain: host:port of each no-op worker, comma-separated (default: free ports), so that an --external proxy can front the same workers")
 	direct := fs.Bool("direct", false, "chain: only the baseline, one no-op worker called directly (--targets direct)")
 	fs.BoolVar(&ch.Processes, "processes", false, "chain: run each part as a pullsched process (and report each part's CPU) instead of in this process")
 	fs.DurationVar(&ch.Timeout, "timeout", 10*time.Second, "chain: each request's timeout at the client, also sent as ?timeout=")
@@ -48,6 +54,10 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 			return fmt.Errorf("%s", benchUsage)
 		}
 		if c.args[0] == "chain" {
+			ch.WorkerAddrs = workerAddrs.Values
+			if err := addExternals(&ch, externals, externalPIDs); err != nil {
+				return err
+			}
 			return benchChain(ctx, fs, c, ch, cfg, *embedded, rates.Values, targets.Values, *direct, *cpuProfile, *jsonOut)
 		}
 		if !*embedded {
@@ -90,6 +100,10 @@ func benchChain(ctx context.Context, fs *flag.FlagSet, c *common, ch benchchain.
 	if direct {
 		targets = []string{"direct"}
 	}
+	all := ch.Externals
+	if direct || flagWasSet(fs, "targets") {
+		ch.Externals = nil
+	}
 	for _, t := range targets {
 		switch t {
 		case "direct":
@@ -97,8 +111,17 @@ func benchChain(ctx context.Context, fs *flag.FlagSet, c *common, ch benchchain.
 		case "chain":
 			ch.Chain = true
 		default:
-			return fmt.Errorf("--targets: unknown target %q (want direct, chain)", t)
+			i := slices.IndexFunc(all, func(e benchchain.External) bool { return e.Name == t })
+			if i < 0 {
+				return fmt.Errorf("--targets: unknown target %q (want direct, chain or an --external's name)", t)
+			}
+			if !direct && flagWasSet(fs, "targets") {
+				ch.Externals = append(ch.Externals, all[i])
+			}
 		}
+	}
+	if !ch.Direct && !ch.Chain && len(ch.Externals) == 0 {
+		return fmt.Errorf("--targets: no target")
 	}
 	if flagWasSet(fs, "brokers") && !embedded {
 		ch.Kafka = c.kafkaConn()
@@ -132,6 +155,40 @@ func benchChain(ctx context.Context, fs *flag.FlagSet, c *common, ch benchchain.
 		}
 		defer f.Close()
 		return rep.WriteJSON(f)
+	}
+	return nil
+}
+
+// repeated is a flag that may be given more than once, each value kept
+// whole (a URL may hold commas).
+type repeated []string
+
+func (r *repeated) String() string { return strings.Join(*r, " ") }
+
+func (r *repeated) Set(s string) error {
+	*r = append(*r, s)
+	return nil
+}
+
+// addExternals reads the --external and --external-pid flags into ch.
+func addExternals(ch *benchchain.Config, externals, pids repeated) error {
+	for _, s := range externals {
+		e, err := benchchain.ParseExternal(s)
+		if err != nil {
+			return fmt.Errorf("--external: %w", err)
+		}
+		ch.Externals = append(ch.Externals, e)
+	}
+	for _, s := range pids {
+		name, pid, err := benchchain.ParseNamedPID(s)
+		if err != nil {
+			return fmt.Errorf("--external-pid: %w", err)
+		}
+		i := slices.IndexFunc(ch.Externals, func(e benchchain.External) bool { return e.Name == name })
+		if i < 0 {
+			return fmt.Errorf("--external-pid: no --external named %q", name)
+		}
+		ch.Externals[i].PID = pid
 	}
 	return nil
 }
