@@ -99,6 +99,43 @@ func ReadRange(ctx context.Context, cfg ReaderConfig, parts []int32, from time.T
 			remaining[e.Partition] = e.Offset
 		}
 	})
+	return readTo(ctx, cfg, offsets, remaining, fn)
+}
+
+// ReadFrom reads the given partitions of the topic from the given offsets
+// up to the end offsets seen when it starts, calling fn for each record in
+// partition order. An offset below the partition's start reads from the
+// start; one at or past its end reads nothing.
+func ReadFrom(ctx context.Context, cfg ReaderConfig, from map[int32]int64, fn func(*kgo.Record) error) error {
+	boot, err := cfg.client(map[int32]kgo.Offset{})
+	if err != nil {
+		return fmt.Errorf("reader: %w", err)
+	}
+	adm := kadm.NewClient(boot)
+	ends, err := adm.ListEndOffsets(ctx, cfg.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	boot.Close()
+	if err != nil {
+		return fmt.Errorf("reader: end offsets of %s: %w", cfg.Topic, err)
+	}
+	offsets := map[int32]kgo.Offset{}
+	remaining := map[int32]int64{}
+	for p, start := range from {
+		e, ok := ends.Lookup(cfg.Topic, p)
+		if !ok || start >= e.Offset {
+			continue
+		}
+		offsets[p] = kgo.NewOffset().At(max(start, 0))
+		remaining[p] = e.Offset
+	}
+	return readTo(ctx, cfg, offsets, remaining, fn)
+}
+
+// readTo reads each partition of offsets from its offset until the offset
+// before its end in remaining.
+func readTo(ctx context.Context, cfg ReaderConfig, offsets map[int32]kgo.Offset, remaining map[int32]int64, fn func(*kgo.Record) error) error {
 	if len(remaining) == 0 {
 		return nil
 	}

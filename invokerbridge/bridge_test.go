@@ -442,7 +442,17 @@ func TestShutdownDrains(t *testing.T) {
 	if r := e.rec.result(a.ID); r.Status != 200 {
 		t.Errorf("result %+v", r)
 	}
-	e.rec.worker(b.cfg.WorkerID, "draining record", func(w *topics.Worker) bool { return w.State == topics.WorkerDraining })
+	first := e.rec.worker(b.cfg.WorkerID, "draining record", func(w *topics.Worker) bool { return w.State == topics.WorkerDraining })
+	// The record written as the drain began (a call still running) does
+	// not say Stopped; the last one, once the group is left, does: the
+	// schedulers then place again what is left in the topic.
+	e.rec.worker(b.cfg.WorkerID, "stopped record", func(w *topics.Worker) bool { return w.Stopped })
+	if first.Stopped {
+		t.Errorf("first draining record %+v says stopped while a call ran", first)
+	}
+	if last := e.rec.lastWorker(b.cfg.WorkerID); !last.Stopped || last.State != topics.WorkerDraining || last.InFlight != 0 {
+		t.Errorf("last record %+v: want stopped, draining, nothing in flight", last)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -43,6 +43,7 @@ type runner struct {
 	calls    sync.WaitGroup
 	state    string // what heartbeats say: active, draining, removed
 	final    string // state to write on stop: draining (default) or removed
+	left     bool   // the consumer has left the group: records say Stopped (set once the heartbeat loop is over)
 
 	cancel    context.CancelFunc // pool: stops run; set under Bridge.mu
 	cancelled bool               // pool: cancel was called
@@ -173,7 +174,7 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 	n := r.b.names
 	cons, err := consumer.New(consumer.Config{
 		Kafka:          r.b.conn(""),
-		Group:          n.Prefix + topics.InvokerBase + r.w.id,
+		Group:          n.InvokerGroup(r.w.id),
 		Topics:         []string{n.Invoker(r.w.id)},
 		Decode:         func(_ string, b []byte) (topics.Event, error) { return topics.DecodeAssignment(b) },
 		DLQ:            n.DLQ(),
@@ -188,6 +189,7 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 		Logger:     r.log,
 	}, r)
 	if err != nil {
+		r.left = true
 		r.heartbeat(context.Background(), r.final, false) // take back the registration
 		return fmt.Errorf("worker %s: %w", r.w.id, err)
 	}
@@ -239,6 +241,9 @@ func (r *runner) run(ctx context.Context, retry bool) error {
 	<-consDone // commits what finished and leaves the group
 	hbCancel()
 	<-hbDone
+	// The last record: everything taken is answered and committed, so the
+	// schedulers may place again what is left in the topic (topics.Worker.Stopped).
+	r.left = true
 	r.heartbeat(context.Background(), final, false)
 	return runErr
 }
@@ -285,6 +290,7 @@ func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
 		InFlightBy: r.inflightBy(),
 		Healthy:    healthy,
 		Bridge:     r.b.cfg.ID,
+		Stopped:    r.left,
 		At:         time.Now(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, max(r.b.cfg.HeartbeatInterval, 2*time.Second))

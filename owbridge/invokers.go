@@ -78,7 +78,7 @@ func (b *Bridge) handlePings(ctx context.Context, batch []*consumer.Delivery) {
 func (b *Bridge) startRunner(ctx context.Context, n int) {
 	id := WorkerID(n)
 	c, err := consumer.New(consumer.Config{
-		Kafka: b.cfg.Kafka.WithClientID(b.cfg.ID + "-" + id), Group: b.names.Prefix + topics.InvokerBase + id,
+		Kafka: b.cfg.Kafka.WithClientID(b.cfg.ID + "-" + id), Group: b.names.InvokerGroup(id),
 		Topics: []string{b.names.Invoker(id)}, Decode: decodeAssignment, DLQ: b.names.DLQ(), Producer: b.prod,
 		Logger: b.log,
 	}, &handler{handle: func(ctx context.Context, batch []*consumer.Delivery) { b.handleAssignments(ctx, n, batch) }, joined: func() {}})

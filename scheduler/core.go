@@ -102,10 +102,11 @@ type state struct {
 	// lastInRotation is the last sweep that found a worker in rotation.
 	lastInRotation time.Time
 
-	names     topics.Names
-	out       []effect            // to publish; taken by the driver
-	provision func(worker string) // asks for a worker's invoker topic; nil: none
-	ctx       context.Context     // parent of trace contexts
+	names       topics.Names
+	out         []effect            // to publish; taken by the driver
+	provision   func(worker string) // asks for a worker's invoker topic; nil: none
+	strandCheck strandCheck         // asks which assignments a stopped worker left untaken; nil: none
+	ctx         context.Context     // parent of trace contexts
 }
 
 func newState(cfg Config, names topics.Names, m *metrics, log zerolog.Logger) (*state, error) {

@@ -39,6 +39,7 @@ type metrics struct {
 	deafGaps      prometheus.Counter
 	heardAge      prometheus.Gauge
 	takenOver     *prometheus.CounterVec
+	stranded      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -87,10 +88,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		takenOver: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "takeover_total", Help: "Arrivals read again after a rebalance that a previous owner had handled: finished (completion already seen; not run again) or adopted (assigned; waited for instead of placed again)."},
 			[]string{"outcome"}),
+		stranded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "stranded_total", Help: "Arrivals placed again because their assignment sat untaken on a worker whose bridge stopped."}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.results, m.pending, m.decisionSec, m.assignSec,
 		m.inflight, m.workers, m.duplicates, m.timeouts, m.unknown, m.produceErrors, m.lag, m.rebuilt, m.held,
-		m.ignored, m.deafGaps, m.heardAge, m.takenOver} {
+		m.ignored, m.deafGaps, m.heardAge, m.takenOver, m.stranded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
 		}

@@ -190,6 +190,7 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 	s.loopCtx = loopCtx
 	s.prov = newProvisioner(s)
 	s.st.provision, s.st.ctx = s.prov.request, loopCtx // before the loop reads them
+	s.st.strandCheck = func(worker string, since time.Time) { go s.readStranded(loopCtx, worker, since) }
 	var loopWG sync.WaitGroup
 	loopWG.Add(1)
 	go func() {

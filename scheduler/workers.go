@@ -28,6 +28,12 @@ type worker struct {
 	provisioned bool // its invoker topic exists
 	rot         rotation
 	capacity    int // as last given to the policy
+	// stopped is when its bridge said it stopped (Stopped), until no
+	// assignment is left waiting there or a bridge serves it again; see
+	// strand.go.
+	stopped     time.Time
+	strandAsked bool      // the driver is reading which assignments were left untaken
+	strandRetry time.Time // after a failed read, when to try again
 }
 
 // Reasons a worker record is ignored, the values of the reason label.
@@ -114,6 +120,14 @@ func (st *state) workerRecord(rec *topics.Worker, ts time.Time, part int32, off 
 	}
 	w.rec = *rec
 	w.at = st.heardAt(ts, now)
+	switch {
+	case rec.Bridge != "" && rec.Stopped:
+		if w.stopped.IsZero() {
+			w.stopped = now
+		}
+	case rec.Bridge != "":
+		w.stopped = time.Time{} // served again: its bridge takes what is left
+	}
 	st.evaluate(rec.ID, w, now)
 }
 
@@ -350,6 +364,7 @@ func (st *state) sweepWorkers(now time.Time) {
 	if n > 0 {
 		st.lastInRotation = now
 	}
+	st.checkStranded(now)
 }
 
 // rotationLost reports whether the rotation emptied less than two

@@ -154,7 +154,13 @@ type Worker struct {
 	InFlightBy map[string]int `json:"inflight_by,omitempty"`
 	Healthy    bool           `json:"healthy"`
 	Bridge     string         `json:"bridge,omitempty"` // id of the invokerbridge serving it, if any
-	At         time.Time      `json:"at,omitzero"`      // when this record was written
+	// Stopped is set on a bridge's last record for the worker: it has
+	// left the worker's invoker group, every assignment it took is
+	// answered, and the ones from the group's committed offset on were
+	// never taken. Schedulers place those again if no bridge serves the
+	// worker within a heartbeat timeout.
+	Stopped bool      `json:"stopped,omitempty"`
+	At      time.Time `json:"at,omitzero"` // when this record was written
 }
 
 // Kind implements Event.

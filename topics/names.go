@@ -45,6 +45,11 @@ func (n Names) DLQ() string { return n.Prefix + DLQBase }
 // Invoker is the assignment topic of one worker.
 func (n Names) Invoker(worker string) string { return n.Prefix + InvokerBase + worker }
 
+// InvokerGroup is the consumer group of the bridge serving one worker: the
+// same name as its topic. Its committed offset is where the assignments
+// no bridge has taken yet begin.
+func (n Names) InvokerGroup(worker string) string { return n.Invoker(worker) }
+
 // Results is the result topic of one controller (ingress instance or outside
 // pipeline).
 func (n Names) Results(controller string) string { return n.Prefix + ResultsBase + controller }
