@@ -149,25 +149,41 @@ func (b *Bridge) publishOutcome(tctx context.Context, w worker, a *topics.Assign
 
 	ctx, cancel := context.WithTimeout(tctx, b.cfg.PublishTimeout)
 	defer cancel()
-	resDone := make(chan struct{})
+	// Both records are handed to the producer back to back, before either
+	// is waited for, so that they usually share one produce request; only
+	// a failed first attempt takes the retry paths (the result's on a
+	// goroutine of its own, so that the completion's retries, which run
+	// until ctx ends, do not hold it up).
+	var resFirst <-chan error
+	resTopic := ""
 	if res != nil {
+		resTopic = b.names.Results(a.Reply)
+		resFirst = b.publishStart(ctx, resTopic, res)
+	}
+	compFirst := b.publishStart(ctx, b.names.WorkerEvents(), comp)
+	resDone := make(chan struct{})
+	if res == nil {
+		close(resDone)
+	} else if err := b.publishWait(ctx, resFirst, res, "result"); err == nil {
+		close(resDone)
+	} else {
 		go func() {
 			defer close(resDone)
-			topic := b.names.Results(a.Reply)
-			if err := b.publishRetry(ctx, topic, res, "result", 3); err != nil {
+			if err = b.publishRetry(ctx, resTopic, res, "result", 2, err); err != nil {
 				log.Warn().Err(err).Str("id", a.ID).Msg("result not published; trying a body-less 502")
 				fallback := &topics.Result{ID: a.ID, Function: a.Function, Status: http.StatusBadGateway, Worker: w.id,
 					Reason: topics.ReasonWorkerFailed, Error: "the worker's answer could not be published: " + err.Error(),
 					Source: "worker", At: time.Now()}
-				if err := b.publishRetry(ctx, topic, fallback, "result", 2); err != nil {
-					log.Error().Err(err).Str("id", a.ID).Str("topic", topic).Msg("result lost")
+				if err := b.publishRetry(ctx, resTopic, fallback, "result", 2, nil); err != nil {
+					log.Error().Err(err).Str("id", a.ID).Str("topic", resTopic).Msg("result lost")
 				}
 			}
 		}()
-	} else {
-		close(resDone)
 	}
-	err := b.publishRetry(ctx, b.names.WorkerEvents(), comp, "completion", 0)
+	err := b.publishWait(ctx, compFirst, comp, "completion")
+	if err != nil {
+		err = b.publishRetry(ctx, b.names.WorkerEvents(), comp, "completion", 0, err)
+	}
 	<-resDone
 	if err != nil {
 		log.Error().Err(err).Str("id", a.ID).Msg("completion not published; the assignment is finished without it")
@@ -176,25 +192,55 @@ func (b *Bridge) publishOutcome(tctx context.Context, w worker, a *topics.Assign
 	return true
 }
 
+// publishStart hands ev to the producer without waiting; the channel
+// yields the delivery error (nil once acknowledged).
+func (b *Bridge) publishStart(ctx context.Context, topic string, ev topics.Event) <-chan error {
+	done := make(chan error, 1) // the producer calls back once, even after nobody waits
+	b.prod.PublishAsync(ctx, topic, ev, func(err error) { done <- err })
+	return done
+}
+
+// publishWait waits for the outcome of a publishStart, or for ctx to end
+// (the record may then still be delivered); a failure is counted under
+// kind.
+func (b *Bridge) publishWait(ctx context.Context, done <-chan error, ev topics.Event, kind string) error {
+	var err error
+	select {
+	case err = <-done:
+		if err != nil {
+			err = fmt.Errorf("publish %s: %w", ev.Kind(), err)
+		}
+	case <-ctx.Done():
+		err = fmt.Errorf("publish %s: outcome unknown: %w", ev.Kind(), ctx.Err())
+	}
+	if err != nil {
+		b.met.pubErrors.WithLabelValues(kind).Inc()
+	}
+	return err
+}
+
 // publishRetry publishes ev, retrying with backoff until it is acknowledged,
-// ctx ends, or tries (when > 0) attempts have failed.
-func (b *Bridge) publishRetry(ctx context.Context, topic string, ev topics.Event, kind string, tries int) error {
+// ctx ends, or tries (when > 0) more attempts have failed. prev, when not
+// nil, is the error of an attempt already made: the first retry then
+// waits out the backoff.
+func (b *Bridge) publishRetry(ctx context.Context, topic string, ev topics.Event, kind string, tries int, prev error) error {
 	backoff := 50 * time.Millisecond
-	for i := 1; ; i++ {
-		err := b.prod.Publish(ctx, topic, ev)
-		if err == nil {
+	err := prev
+	for i := 0; ; i++ {
+		if err != nil {
+			if ctx.Err() != nil || tries > 0 && i >= tries {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+		if err = b.publishWait(ctx, b.publishStart(ctx, topic, ev), ev, kind); err == nil {
 			return nil
 		}
-		b.met.pubErrors.WithLabelValues(kind).Inc()
-		if ctx.Err() != nil || tries > 0 && i >= tries {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
