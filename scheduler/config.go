@@ -49,6 +49,17 @@ type Config struct {
 	// PendingCap bounds the pending queue; an arrival that finds it full
 	// gets a 429 result. Default 10,000.
 	PendingCap int
+	// ShedLag is the scheduler's own admission control (shed.go): an
+	// arrival read more than ShedLag after it arrived at the ingress is
+	// answered at once with a result of reason overloaded (429 with
+	// Retry-After) instead of being placed, so that when the scheduler is
+	// the bottleneck the excess is refused while its callers still wait
+	// rather than queueing in Kafka until their timeouts. Not while the
+	// workers topic cannot be read or no worker is in rotation, nor for a
+	// few seconds after partitions are assigned (a takeover's backlog is
+	// served). Default DefaultShedLag (500ms, chosen by measurement);
+	// negative turns it off.
+	ShedLag time.Duration
 	// DefaultCapacity is the in-flight limit of a worker whose heartbeat
 	// says capacity 0. Default 0: unlimited.
 	DefaultCapacity int
@@ -145,6 +156,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.ShedLag == 0 {
+		c.ShedLag = DefaultShedLag
 	}
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = DefaultArrivalTimeout

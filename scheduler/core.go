@@ -93,6 +93,7 @@ type state struct {
 	skipTo  map[int32]int64  // worker-events partition -> offsets below were applied by a rebuild
 	workers map[string]*worker
 	feed    workerFeed        // how well the workers topic is heard
+	shed    shedder           // answers arrivals read too late 429 (shed.go)
 	owned   map[int32]bool    // arrivals partitions this replica holds
 	adopt   map[string]string // from the last takeover: arrival id → worker running it, "" if finished
 	gen     uint64
@@ -126,7 +127,7 @@ func newState(cfg Config, names topics.Names, m *metrics, log zerolog.Logger) (*
 		cfg: cfg, log: log, m: m, pol: pol, pname: pol.Name(), pend: pend, est: est,
 		jobs: map[string]*job{}, seen: newRecentSet(cfg.RecentIDs),
 		fnPart: map[string]int32{}, skipTo: map[int32]int64{}, workers: map[string]*worker{}, owned: map[int32]bool{},
-		feed: workerFeed{applied: map[int32]int64{}},
+		feed: workerFeed{applied: map[int32]int64{}}, shed: newShedder(),
 	}
 	st.idle, _ = pol.(policy.IdleTracker)
 	st.forg, _ = pol.(policy.IdleForgetter)
@@ -214,6 +215,9 @@ func (st *state) arrival(a *topics.Arrival, in input, now time.Time) {
 	if !now.Before(j.dl) {
 		st.m.timeouts.WithLabelValues("pending").Inc()
 		st.reject(j, topics.ReasonTimeout, "deadline passed before the arrival was scheduled")
+		return
+	}
+	if !handled && st.shedLate(j, in.rec, now) {
 		return
 	}
 	st.jobs[a.ID] = j
@@ -595,6 +599,9 @@ func (st *state) assigned(parts map[string][]int32, rb rebuildResult) {
 		st.skipTo[p] = end
 	}
 	st.adopt = rb.adopt
+	if len(parts[st.names.Arrivals()]) > 0 {
+		st.shed.restart(st.now()) // a backlog of arrivals may follow: see shedGrace
+	}
 	for _, p := range parts[st.names.Arrivals()] {
 		st.owned[p] = true
 	}

@@ -106,6 +106,12 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	s.st = st
+	if err := st.shed.register(s.reg); err != nil {
+		if s.srv != nil {
+			_ = s.srv.Close()
+		}
+		return nil, err
+	}
 	cfg.Kafka.LogSecurity(s.log)
 	return s, nil
 }

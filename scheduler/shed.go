@@ -1,0 +1,156 @@
+package scheduler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/topics"
+)
+
+// DefaultShedLag is Config.ShedLag's default, chosen by measurement
+// (docs/BENCHMARKS.md, "Overload"): at the highest rates the chain held on
+// the shared 2-core machine, embedded and on Apache Kafka, arrivals were
+// read well within it (broker stalls included), and at twice those rates
+// it answers the excess 429 while the caller still waits for it.
+const DefaultShedLag = 500 * time.Millisecond
+
+// shedGrace is how long after this scheduler (re)started reading arrivals
+// — partitions assigned at start-up or a rebalance, or the workers topic
+// heard again after a deaf spell — arrivals read late are still placed,
+// unless one was read within the shed lag before: that backlog is of the
+// scheduler's own absence (a takeover, a broker outage), not of a load it
+// cannot keep up with, and reading it at full speed takes far less. A
+// scheduler started under a lasting overload sheds after it.
+const shedGrace = 5 * time.Second
+
+// shedder is the scheduler's own admission control. When the scheduler,
+// not the ingress, is the bottleneck, arrivals wait in Kafka, and the
+// ingress learns of that only from answers that come as late as the
+// queue is long. Here the wait is seen at once: an arrival read more than
+// ShedLag after it arrived at the ingress (its Arrived stamp, else its
+// record's timestamp) is answered at once with a result of reason
+// overloaded (429 with Retry-After at the controller) instead of being
+// placed. Answering costs the scheduler one produce and nothing
+// downstream, so it catches up with the arrivals it can still serve in
+// time; those keep being placed.
+//
+// It does not shed while the workers topic cannot be read (decisions wait
+// for it: see holding) or no worker is in rotation (the no-workers rules
+// answer), nor within shedGrace of (re)starting to read (see there), nor
+// arrivals a previous owner already placed (takeover). Held arrivals
+// (pull-wait), pending ones and retried assignments are the policy's and
+// the capacity's waits, bounded by their deadlines; the controller's
+// admission rule sees those.
+type shedder struct {
+	armed    bool      // an arrival was read within the lag, or shedGrace passed, since from
+	from     time.Time // when reading (re)started; zero: never
+	shedding bool      // the last arrival judged was shed (for logging the spells)
+	spell    int       // arrivals shed in the current spell
+	spellLag time.Duration
+
+	shed prometheus.Counter
+	lag  prometheus.Histogram
+}
+
+func newShedder() shedder {
+	const ns, sub = "pullsched", "scheduler"
+	return shedder{
+		shed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "shed_total", Help: "Arrivals answered 429 overloaded because they were read more than the shed lag after they arrived at the ingress (the scheduler is behind)."}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "arrival_read_lag_seconds", Help: "From an arrival's arrived stamp (or its record's timestamp) to when this scheduler read it.",
+			Buckets: prometheus.ExponentialBuckets(500e-6, 2, 16)}),
+	}
+}
+
+// register adds the shedder's metrics to reg.
+func (s *shedder) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{s.shed, s.lag} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("scheduler: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// restart notes that the scheduler (re)starts reading arrivals at now.
+func (s *shedder) restart(now time.Time) {
+	s.armed, s.from = false, now
+}
+
+// readLag is how long after it arrived at the ingress a, carried by rec,
+// is read at now; ok is false when neither stamp is known. A stamp ahead
+// of now (another clock) counts as no lag.
+func readLag(a *topics.Arrival, rec *kgo.Record, now time.Time) (lag time.Duration, ok bool) {
+	at := a.Arrived
+	if at.IsZero() && rec != nil {
+		at = rec.Timestamp
+	}
+	if at.IsZero() {
+		return 0, false
+	}
+	return max(now.Sub(at), 0), true
+}
+
+// shedLate answers j overloaded and reports true when it was read too late
+// to be placed (see shedder). The caller has not entered j in jobs.
+func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
+	s := &st.shed
+	lag, ok := readLag(j.a, rec, now)
+	if !ok {
+		return false
+	}
+	s.lag.Observe(lag.Seconds())
+	bound := st.cfg.ShedLag
+	switch {
+	case bound < 0:
+		return false
+	case lag <= bound:
+		s.armed = true
+		st.endSpell()
+		return false
+	case st.deaf(now):
+		s.restart(now) // its backlog is read once the topic is heard again
+		return false
+	case !s.armed && now.Sub(s.from) < shedGrace:
+		return false
+	case !st.anyInRotation():
+		return false
+	}
+	s.armed = true
+	if !s.shedding {
+		s.shedding, s.spell = true, 0
+		st.log.Warn().Dur("lag", lag).Dur("shed_lag", bound).
+			Msg("arrivals read later than the shed lag after they arrived: answering them 429 overloaded")
+	}
+	s.spell++
+	s.spellLag = max(s.spellLag, lag)
+	s.shed.Inc()
+	st.reject(j, topics.ReasonOverloaded, fmt.Sprintf(
+		"the scheduler is behind: read %s after it arrived, over its shed lag of %s; retry later",
+		lag.Round(time.Millisecond), bound))
+	return true
+}
+
+// endSpell logs the end of a spell of shedding, if one was on.
+func (st *state) endSpell() {
+	s := &st.shed
+	if !s.shedding {
+		return
+	}
+	st.log.Info().Int("shed", s.spell).Dur("max_lag", s.spellLag).Msg("arrivals read within the shed lag again; placing them")
+	s.shedding, s.spell, s.spellLag = false, 0, 0
+}
+
+// anyInRotation reports whether some worker receives new work.
+func (st *state) anyInRotation() bool {
+	for _, w := range st.workers {
+		if w.rot == rotActive {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,141 @@
+package scheduler
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pullsched/pullsched/topics"
+)
+
+// arriveRead feeds one arrival of fn that arrived at the ingress lag ago
+// (its Arrived stamp; with noStamp, only its record's timestamp says so).
+func (r *coreRig) arriveRead(id string, lag time.Duration, noStamp bool) *marker {
+	m := &marker{}
+	at := r.clock.Now().Add(-lag)
+	a := &topics.Arrival{ID: id, Function: "f", Reply: "c1", Arrived: at}
+	rec := &kgo.Record{Topic: r.st.names.Arrivals(), Timestamp: at}
+	if noStamp {
+		a.Arrived = time.Time{}
+	}
+	r.st.handleBatch([]input{{rec: rec, ev: a, d: m}})
+	return m
+}
+
+// The scheduler's own admission control: an arrival read more than
+// ShedLag after it arrived is answered 429 overloaded at once, not placed;
+// not while the scheduler reads a backlog of its own absence, cannot read
+// the workers topic, or has no worker in rotation.
+func TestCoreShedsLateArrivals(t *testing.T) {
+	const lag = 500 * time.Millisecond
+	past := func(r *coreRig) { r.clock.Advance(shedGrace + time.Second) } // the start-up grace is over
+	for _, tc := range []struct {
+		name    string
+		cfg     func(*Config)
+		setup   func(*coreRig)
+		late    time.Duration // how late the arrival is read
+		noStamp bool
+		shed    bool
+		wait    bool // decisions wait for the workers topic
+	}{
+		{name: "within the lag: placed", setup: past, late: lag / 2},
+		{name: "over the lag: 429", setup: past, late: 2 * lag, shed: true},
+		{name: "over the lag, only the record's timestamp: 429", setup: past, late: 2 * lag, noStamp: true, shed: true},
+		{name: "lag set: 100ms", cfg: func(c *Config) { c.ShedLag = 100 * time.Millisecond }, setup: past, late: 200 * time.Millisecond, shed: true},
+		{name: "off", cfg: func(c *Config) { c.ShedLag = -1 }, setup: past, late: time.Minute},
+		{name: "just after partitions were assigned: the backlog is placed", late: 3 * time.Second},
+		{name: "after an arrival within the lag, no grace", setup: func(r *coreRig) {
+			r.arriveRead("early", 0, false)
+			r.answer(nil)
+		}, late: 2 * lag, shed: true},
+		{name: "a rebalance restarts the grace", setup: func(r *coreRig) {
+			past(r)
+			r.st.assigned(map[string][]int32{r.st.names.Arrivals(): {0}}, rebuildResult{adopt: map[string]string{}})
+		}, late: 2 * lag},
+		{name: "workers topic not read: not judged", setup: func(r *coreRig) {
+			past(r) // and nothing heard of the workers topic meanwhile: deaf
+		}, late: 2 * lag, wait: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newCoreRig(t, []int32{0}, tc.cfg)
+			r.worker("w1", 0)
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			if !tc.wait {
+				r.st.workersProbe(r.clock.Now(), map[int32]int64{0: r.off}) // heard up to now
+				r.worker("w1", 0)
+			}
+			d := r.arriveRead("a1", tc.late, tc.noStamp)
+			out := r.answer(nil)
+			res, asg := resultsOf(out)["a1"], assignments(out)["a1"]
+			switch {
+			case tc.wait:
+				if res != nil || asg != nil || d.done != 0 {
+					t.Fatalf("result %+v, assignment %+v, marked %d; want it waiting (pending)", res, asg, d.done)
+				}
+				return
+			case tc.shed:
+				if res == nil || res.Status != http.StatusTooManyRequests || res.Reason != topics.ReasonOverloaded || asg != nil {
+					t.Fatalf("result %+v, assignment %+v; want 429 overloaded and no assignment", res, asg)
+				}
+				if r.st.jobs["a1"] != nil {
+					t.Error("a shed arrival is still held")
+				}
+			case asg == nil || res != nil:
+				t.Fatalf("result %+v, assignment %+v; want it placed", res, asg)
+			}
+			if d.done != 1 {
+				t.Errorf("delivery marked %d times, want once (after the answer was acknowledged)", d.done)
+			}
+		})
+	}
+}
+
+// With no worker in rotation an arrival read late is not shed: the
+// no-workers rules answer it (503 no_workers), as without shedding.
+func TestCoreShedNeedsRotation(t *testing.T) {
+	r := newCoreRig(t, []int32{0}, nil)
+	r.clock.Advance(shedGrace + time.Second)
+	r.st.workersProbe(r.clock.Now(), nil)
+	r.arriveRead("a1", 2*time.Second, false)
+	if res := resultsOf(r.answer(nil))["a1"]; res == nil || res.Reason != topics.ReasonNoWorkers {
+		t.Fatalf("result %+v, want 503 no_workers", res)
+	}
+}
+
+// A scheduler that falls behind sheds the arrivals it reads too late and
+// places again once it reads them within the lag; the counter and the
+// read-lag histogram follow.
+func TestCoreShedSpell(t *testing.T) {
+	r := newCoreRig(t, []int32{0}, nil)
+	r.worker("w1", 0)
+	r.arriveRead("a0", 0, false) // caught up once: armed
+	r.answer(nil)
+	for i, late := range []time.Duration{time.Second, 2 * time.Second, 600 * time.Millisecond, 100 * time.Millisecond} {
+		id := string(rune('a' + i))
+		r.arriveRead(id, late, false)
+		out := r.answer(nil)
+		shed := late > DefaultShedLag
+		if got := resultsOf(out)[id] != nil; got != shed {
+			t.Fatalf("%s read %s late: shed %v, want %v", id, late, got, shed)
+		}
+	}
+	if n := metricValue(t, r.st.shed.shed); n != 3 {
+		t.Errorf("shed_total %v, want 3", n)
+	}
+	if r.st.shed.shedding {
+		t.Error("still in a spell after an arrival read within the lag")
+	}
+}
+
+func TestConfigShedLagDefault(t *testing.T) {
+	if got := (Config{}).WithDefaults().ShedLag; got != DefaultShedLag {
+		t.Fatalf("default shed lag %v, want %v", got, DefaultShedLag)
+	}
+	if got := (Config{ShedLag: -1}).WithDefaults().ShedLag; got >= 0 {
+		t.Fatalf("negative shed lag became %v; want it kept (off)", got)
+	}
+}
