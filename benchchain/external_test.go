@@ -220,7 +220,7 @@ func TestExternalTarget(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"fake at 200/s: p50 +", "highest rate held, fake: 200/s (of 100–200/s tried)"} {
+	for _, want := range []string{"fake at 200/s: p50 +", "highest rate held, fake: 200/s, every rate up to 200/s (of 100–200/s tried)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -255,11 +255,19 @@ func TestHeldRatioTable(t *testing.T) {
 	if r := rep.HeldRatio("chain", "nobody"); r != 0 {
 		t.Errorf("ratio to a target that held nothing = %g, want 0", r)
 	}
+	// Held at 3000/s after failing at 2000/s: the highest held is 3000/s,
+	// every rate held only up to 1000/s.
+	rep.Results = append(rep.Results, mk("hiku", 2000, false))
+	if rep.HighestHeld("hiku") != 3000 || rep.HeldThrough("hiku") != 1000 || rep.HeldThrough("direct") != 4000 || rep.HeldThrough("x") != 0 {
+		t.Errorf("hiku: highest held %g, held through %g; direct held through %g", rep.HighestHeld("hiku"), rep.HeldThrough("hiku"),
+			rep.HeldThrough("direct"))
+	}
 	var buf bytes.Buffer
 	if err := rep.WriteTable(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"highest rate held, chain ÷ hiku: 0.33×", "highest rate held, hiku: 3000/s", "highest rate held, chain: 1000/s"} {
+	for _, want := range []string{"highest rate held, chain ÷ hiku: 0.33× (every rate up to: 1.00×)", "highest rate held, hiku: 3000/s, every rate up to 1000/s",
+		"highest rate held, chain: 1000/s"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
@@ -268,7 +276,7 @@ func TestHeldRatioTable(t *testing.T) {
 	if err := rep.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), `"hiku": 3000`) || !strings.Contains(buf.String(), `"highest_held"`) {
+	if !strings.Contains(buf.String(), `"hiku": 3000`) || !strings.Contains(buf.String(), `"held_through"`) {
 		t.Errorf("JSON lacks the highest rates held:\n%s", buf.String())
 	}
 }

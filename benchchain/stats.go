@@ -1,6 +1,7 @@
 package benchchain
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -166,6 +167,28 @@ func (rep Report) HighestHeld(target string) float64 {
 	return best
 }
 
+// HeldThrough is the highest offered rate the target held with every
+// lower rate it was offered held too (0: none): HighestHeld less a run
+// that held above a rate that failed, which on a noisy machine is luck as
+// often as capacity.
+func (rep Report) HeldThrough(target string) float64 {
+	var rs []Result
+	for _, r := range rep.Results {
+		if r.Target == target {
+			rs = append(rs, r)
+		}
+	}
+	slices.SortStableFunc(rs, func(a, b Result) int { return cmp.Compare(a.Rate, b.Rate) })
+	best := 0.0
+	for _, r := range rs {
+		if !r.Held {
+			break
+		}
+		best = r.Rate
+	}
+	return best
+}
+
 // HeldRatio is a's highest rate held over b's (0 when b held none of the
 // rates tried): the figure of "as fast as" comparisons. Both are bounded
 // by the rates tried, so a ratio is only as fine as their steps.
@@ -180,16 +203,17 @@ func (rep Report) HeldRatio(a, b string) float64 {
 // WriteJSON writes the report as indented JSON, with each target's
 // highest rate held.
 func (rep Report) WriteJSON(w io.Writer) error {
-	held := map[string]float64{}
+	held, through := map[string]float64{}, map[string]float64{}
 	for _, t := range rep.targets() {
-		held[t] = rep.HighestHeld(t)
+		held[t], through[t] = rep.HighestHeld(t), rep.HeldThrough(t)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
 		Report
 		HighestHeld map[string]float64 `json:"highest_held"`
-	}{rep, held})
+		HeldThrough map[string]float64 `json:"held_through"`
+	}{rep, held, through})
 }
 
 // WriteTable writes one line per target and rate, and the chain's added
@@ -216,7 +240,7 @@ func (rep Report) WriteTable(w io.Writer) error {
 		if !ok || r.Target == "direct" {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("  %s at %g/s: p50 +%.2f ms (%.1f×), p99 +%.2f ms (%.1f×)", r.Target, r.Rate,
+		lines = append(lines, fmt.Sprintf("  %s at %g/s: p50 %+.2f ms (%.1f×), p99 %+.2f ms (%.1f×)", r.Target, r.Rate,
 			r.P50-d.P50, ratio(r.P50, d.P50), r.P99-d.P99, ratio(r.P99, d.P99)))
 	}
 	if len(lines) > 0 {
@@ -224,14 +248,19 @@ func (rep Report) WriteTable(w io.Writer) error {
 	}
 	targets := rep.targets()
 	for _, t := range targets {
-		fmt.Fprintf(w, "highest rate held, %s: %g/s (of %s tried)\n", t, rep.HighestHeld(t), rep.ratesTried(t))
+		fmt.Fprintf(w, "highest rate held, %s: %g/s, every rate up to %g/s (of %s tried)\n", t, rep.HighestHeld(t), rep.HeldThrough(t),
+			rep.ratesTried(t))
 	}
 	for _, t := range targets {
 		if t == "direct" || t == "chain" || !slices.Contains(targets, "chain") {
 			continue
 		}
 		if rep.HighestHeld(t) > 0 {
-			fmt.Fprintf(w, "highest rate held, chain ÷ %s: %.2f×\n", t, rep.HeldRatio("chain", t))
+			line := fmt.Sprintf("highest rate held, chain ÷ %s: %.2f×", t, rep.HeldRatio("chain", t))
+			if h := rep.HeldThrough(t); h > 0 {
+				line += fmt.Sprintf(" (every rate up to: %.2f×)", rep.HeldThrough("chain")/h)
+			}
+			fmt.Fprintln(w, line)
 		}
 	}
 	return nil
