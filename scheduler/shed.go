@@ -45,10 +45,14 @@ const shedGrace = 5 * time.Second
 // the capacity's waits, bounded by their deadlines; the controller's
 // admission rule sees those.
 type shedder struct {
-	armed    bool      // an arrival was read within the lag, or shedGrace passed, since from
-	from     time.Time // when reading (re)started; zero: never
-	shedding bool      // the last arrival judged was shed (for logging the spells)
-	spell    int       // arrivals shed in the current spell
+	armed bool      // an arrival was read within the lag, or shedGrace passed, since from
+	from  time.Time // when reading (re)started; zero: never
+	// A spell of shedding is logged when it starts and once no arrival
+	// was shed for spellQuiet (arrivals of partitions read at different
+	// lags alternate at its edges).
+	shedding bool
+	lastShed time.Time
+	spell    int // arrivals shed in the current spell
 	spellLag time.Duration
 
 	shed prometheus.Counter
@@ -110,7 +114,7 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 		return false
 	case lag <= bound:
 		s.armed = true
-		st.endSpell()
+		st.endSpell(now)
 		return false
 	case st.deaf(now):
 		s.restart(now) // its backlog is read once the topic is heard again
@@ -128,6 +132,7 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 	}
 	s.spell++
 	s.spellLag = max(s.spellLag, lag)
+	s.lastShed = now
 	s.shed.Inc()
 	st.reject(j, topics.ReasonOverloaded, fmt.Sprintf(
 		"the scheduler is behind: read %s after it arrived, over its shed lag of %s; retry later",
@@ -135,10 +140,14 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 	return true
 }
 
-// endSpell logs the end of a spell of shedding, if one was on.
-func (st *state) endSpell() {
+// spellQuiet is how long no arrival is shed before a spell is over.
+const spellQuiet = time.Second
+
+// endSpell logs the end of a spell of shedding, if one was on and no
+// arrival was shed for spellQuiet.
+func (st *state) endSpell(now time.Time) {
 	s := &st.shed
-	if !s.shedding {
+	if !s.shedding || now.Sub(s.lastShed) < spellQuiet {
 		return
 	}
 	st.log.Info().Int("shed", s.spell).Dur("max_lag", s.spellLag).Msg("arrivals read within the shed lag again; placing them")

@@ -126,8 +126,13 @@ func TestCoreShedSpell(t *testing.T) {
 	if n := metricValue(t, r.st.shed.shed); n != 3 {
 		t.Errorf("shed_total %v, want 3", n)
 	}
+	if !r.st.shed.shedding {
+		t.Error("spell over right after an arrival was shed")
+	}
+	r.clock.Advance(spellQuiet)
+	r.arriveRead("z", 0, false)
 	if r.st.shed.shedding {
-		t.Error("still in a spell after an arrival read within the lag")
+		t.Error("still in a spell after an arrival read within the lag, spellQuiet after the last shed")
 	}
 }
 
