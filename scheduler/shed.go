@@ -40,7 +40,10 @@ const shedGrace = 5 * time.Second
 // It does not shed while the workers topic cannot be read (decisions wait
 // for it: see holding) or no worker is in rotation (the no-workers rules
 // answer), nor within shedGrace of (re)starting to read (see there), nor
-// arrivals a previous owner already placed (takeover). Held arrivals
+// arrivals a previous owner already placed (takeover), nor once shedding
+// proved futile (see shedWindow): the stamps are the ingress's clock, and a
+// scheduler whose clock is ahead by more than the bound would otherwise
+// refuse everything. Held arrivals
 // (pull-wait), pending ones and retried assignments are the policy's and
 // the capacity's waits, bounded by their deadlines; the controller's
 // admission rule sees those.
@@ -52,8 +55,16 @@ type shedder struct {
 	// lags alternate at its edges).
 	shedding bool
 	lastShed time.Time
-	spell    int // arrivals shed in the current spell
+	spellAt  time.Time // when the current spell started
+	spell    int       // arrivals shed in the current spell
 	spellLag time.Duration
+
+	// The futility check (see shedWindow): the smallest lag read in the
+	// current window, when the window started, and whether shedding is
+	// off because it did not bring that under the bound.
+	winStart time.Time
+	winMin   time.Duration
+	futile   bool
 
 	shed prometheus.Counter
 	lag  prometheus.Histogram
@@ -109,8 +120,11 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 	}
 	s.lag.Observe(lag.Seconds())
 	bound := st.cfg.ShedLag
+	if bound >= 0 {
+		st.shedWindow(now, lag, bound)
+	}
 	switch {
-	case bound < 0:
+	case bound < 0 || s.futile:
 		return false
 	case lag <= bound:
 		s.armed = true
@@ -126,7 +140,7 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 	}
 	s.armed = true
 	if !s.shedding {
-		s.shedding, s.spell = true, 0
+		s.shedding, s.spell, s.spellAt = true, 0, now
 		st.log.Warn().Dur("lag", lag).Dur("shed_lag", bound).
 			Msg("arrivals read later than the shed lag after they arrived: answering them 429 overloaded")
 	}
@@ -140,6 +154,40 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 	return true
 }
 
+// shedWindow is the window of the futility check: shedding that went on
+// for a whole window in which no arrival was read within the bound has
+// not let the scheduler catch up, which it does when answering is what it
+// needed time for; either the lag is not the scheduler's (it cannot even
+// read faster, or this clock is ahead of the ingress's by more than the
+// bound) or nothing sheddable causes it. Shedding then stops (the
+// controller's admission rule still sees the wait) until a window reads
+// some arrival within the bound again.
+const shedWindow = 2 * time.Second
+
+// shedWindow feeds the futility check with one arrival read lag late.
+func (st *state) shedWindow(now time.Time, lag, bound time.Duration) {
+	s := &st.shed
+	if s.winStart.IsZero() {
+		s.winStart, s.winMin = now, lag
+		return
+	}
+	if now.Sub(s.winStart) < shedWindow {
+		s.winMin = min(s.winMin, lag)
+		return
+	}
+	switch {
+	case s.futile && s.winMin <= bound:
+		s.futile = false
+		st.log.Info().Dur("min_lag", s.winMin).Msg("arrivals read within the shed lag again; shedding may resume")
+	case !s.futile && s.shedding && s.spellAt.Before(s.winStart) && s.winMin > bound:
+		s.futile = true
+		st.log.Warn().Dur("min_lag", s.winMin).Dur("shed_lag", bound).Dur("window", shedWindow).
+			Msg("shedding did not bring any arrival's lag under the shed lag for a whole window (the scheduler cannot read faster, or its clock is ahead of the ingress's): not shedding until one is")
+		st.endSpellNow()
+	}
+	s.winStart, s.winMin = now, lag
+}
+
 // spellQuiet is how long no arrival is shed before a spell is over.
 const spellQuiet = time.Second
 
@@ -150,6 +198,12 @@ func (st *state) endSpell(now time.Time) {
 	if !s.shedding || now.Sub(s.lastShed) < spellQuiet {
 		return
 	}
+	st.endSpellNow()
+}
+
+// endSpellNow logs the end of the current spell of shedding.
+func (st *state) endSpellNow() {
+	s := &st.shed
 	st.log.Info().Int("shed", s.spell).Dur("max_lag", s.spellLag).Msg("arrivals read within the shed lag again; placing them")
 	s.shedding, s.spell, s.spellLag = false, 0, 0
 }

@@ -144,3 +144,50 @@ func TestConfigShedLagDefault(t *testing.T) {
 		t.Fatalf("negative shed lag became %v; want it kept (off)", got)
 	}
 }
+
+// Shedding that does not let the scheduler read any arrival within the
+// bound for a whole window — as when its clock is ahead of the ingress's by
+// more than the bound, so every arrival looks late — stops, and resumes once
+// a window reads one within the bound.
+func TestCoreShedStopsWhenFutile(t *testing.T) {
+	r := newCoreRig(t, []int32{0}, nil)
+	r.worker("w1", 0)
+	r.clock.Advance(shedGrace + time.Second)
+	shedAt := func(i int, late time.Duration) bool {
+		r.clock.Advance(100 * time.Millisecond)
+		r.st.workersProbe(r.clock.Now(), map[int32]int64{0: r.off})
+		r.worker("w1", 0) // heartbeats keep coming
+		id := "a" + string(rune('A'+i/26)) + string(rune('a'+i%26))
+		r.arriveRead(id, late, false)
+		return resultsOf(r.answer(nil))[id] != nil
+	}
+	skewed := 600 * time.Millisecond // every arrival looks this late
+	shed, placedFrom := 0, -1
+	for i := range 60 { // 6s
+		if shedAt(i, skewed) {
+			if placedFrom >= 0 {
+				t.Fatalf("arrival %d shed after arrival %d was placed", i, placedFrom)
+			}
+			shed++
+		} else if placedFrom < 0 {
+			placedFrom = i
+		}
+	}
+	if shed == 0 || placedFrom < 0 || placedFrom > 2*int(shedWindow/(100*time.Millisecond))+1 {
+		t.Fatalf("shed %d, placed from arrival %d; want shedding to stop within two windows", shed, placedFrom)
+	}
+	if !r.st.shed.futile {
+		t.Fatal("not marked futile")
+	}
+	// A window that reads an arrival within the bound lets shedding resume.
+	i := 60
+	for end := r.clock.Now().Add(shedWindow + 200*time.Millisecond); r.clock.Now().Before(end); i++ {
+		shedAt(i, 0)
+	}
+	if r.st.shed.futile {
+		t.Fatal("still futile after a window with arrivals read at once")
+	}
+	if !shedAt(i, time.Second) {
+		t.Fatal("a late arrival after shedding resumed was placed")
+	}
+}
