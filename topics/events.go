@@ -188,11 +188,33 @@ func checkID(k Kind, id string) error {
 	if id == "" {
 		return missing(k, "id")
 	}
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
+	if !canonicalUUID(id) {
 		return invalid(k, "id", "%q is not a lower-case canonical UUID", id)
 	}
 	return nil
+}
+
+// canonicalUUID reports whether id is a UUID in its lower-case canonical
+// form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: what uuid.Parse accepts and
+// String gives back unchanged.
+func canonicalUUID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkFn(k Kind, fn string) error {
@@ -354,48 +376,38 @@ func Encode(ev Event) ([]byte, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
 	}
-	// Raw JSON fields are spliced in verbatim: encoding/json would compact
-	// and HTML-escape them, and the contract says a payload is never
-	// re-encoded.
-	var raw json.RawMessage
-	rawField := ""
-	switch e := ev.(type) {
-	case *Arrival:
-		if len(e.Payload) > 0 {
-			c := *e
-			raw, rawField, c.Payload = e.Payload, "payload", nil
-			ev = &c
+	if b, ok, err := appendEvent(make([]byte, 0, encodedSize(ev)), ev); ok {
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
 		}
-	case *Assignment:
-		if len(e.Payload) > 0 {
-			c := *e
-			raw, rawField, c.Payload = e.Payload, "payload", nil
-			ev = &c
-		}
-	case *Result:
-		if len(e.Body) > 0 {
-			c := *e
-			raw, rawField, c.Body = e.Body, "body", nil
-			ev = &c
-		}
+		return b, nil
 	}
+	// Types not written by hand (see codec.go) go through encoding/json.
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
 	}
-	var b bytes.Buffer
-	b.Grow(len(body) + len(raw) + 40)
-	fmt.Fprintf(&b, `{"v":%d,"type":%q`, Version, ev.Kind())
+	b := appendHeader(make([]byte, 0, len(body)+40), ev.Kind())
 	if len(body) > 2 {
-		b.WriteByte(',')
-		b.Write(body[1 : len(body)-1])
+		b = append(b, ',')
+		b = append(b, body[1:len(body)-1]...)
 	}
-	if rawField != "" {
-		b.WriteString(`,"` + rawField + `":`)
-		b.Write(raw)
+	return append(b, '}'), nil
+}
+
+// encodedSize is a guess at the size of ev's wire form, so that Encode
+// allocates once: the fixed fields take well under 512 bytes.
+func encodedSize(ev Event) int {
+	n := 512
+	switch e := ev.(type) {
+	case *Arrival:
+		n += len(e.Payload)
+	case *Assignment:
+		n += len(e.Payload)
+	case *Result:
+		n += len(e.Body)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return n
 }
 
 // Decode reads any event, dispatching on its type field.
@@ -545,12 +557,16 @@ func (h header) check(want Kind) error {
 // header must still be version 1 of ev's kind (a later duplicate key could
 // have changed it) and ev must validate.
 func decodeBody(b []byte, ev Event) error {
-	w, h := wireOf(ev)
-	if w == nil {
-		return &DecodeError{Kind: ev.Kind(), Err: ErrType, Msg: fmt.Sprintf("%T is not an event type of this package", ev)}
-	}
-	if err := json.Unmarshal(b, w); err != nil {
-		return &DecodeError{Kind: ev.Kind(), Err: ErrMalformed, Msg: err.Error()}
+	var h header
+	if !readEvent(b, ev, &h) { // the plain form, read by hand (codec.go)
+		w, wh := wireOf(ev)
+		if w == nil {
+			return &DecodeError{Kind: ev.Kind(), Err: ErrType, Msg: fmt.Sprintf("%T is not an event type of this package", ev)}
+		}
+		if err := json.Unmarshal(b, w); err != nil {
+			return &DecodeError{Kind: ev.Kind(), Err: ErrMalformed, Msg: err.Error()}
+		}
+		h = *wh
 	}
 	if err := h.check(ev.Kind()); err != nil {
 		return err

@@ -278,3 +278,17 @@ func TestDuplicateTypeKeyCaught(t *testing.T) {
 		t.Fatalf("err = %v, want ErrVersion", err)
 	}
 }
+
+// BenchmarkEncode measures encoding each event kind to its wire form.
+func BenchmarkEncode(b *testing.B) {
+	for _, ev := range sampleEvents() {
+		b.Run(string(ev.Kind()), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Encode(ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package topics
 
 import (
 	"fmt"
-	"regexp"
 )
 
 // DefaultPrefix is the prefix every topic name carries unless configured
@@ -54,20 +53,30 @@ func (n Names) InvokerGroup(worker string) string { return n.Invoker(worker) }
 // pipeline).
 func (n Names) Results(controller string) string { return n.Prefix + ResultsBase + controller }
 
-// idPattern is what worker and controller ids may look like: they become part
-// of topic names, which Kafka limits to [a-zA-Z0-9._-] and 249 characters.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+// nameChars reports whether s is 1 to 128 of [A-Za-z0-9_.-]: the rule for
+// function names, and for worker and controller ids, which become part of
+// topic names (Kafka allows [a-zA-Z0-9._-] and 249 characters there). A
+// loop, not a regular expression: every event is checked on every hop.
+func nameChars(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
-// functionPattern is the rule for function names: letters, digits, '_', '.',
-// '-', at most 128 characters.
-var functionPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-
-// ValidFunction reports whether name is an acceptable function name.
-func ValidFunction(name string) bool { return functionPattern.MatchString(name) }
+// ValidFunction reports whether name is an acceptable function name:
+// letters, digits, '_', '.', '-', at most 128 characters.
+func ValidFunction(name string) bool { return nameChars(name) }
 
 // ValidID reports whether id is an acceptable worker or controller id (it
 // becomes part of a topic name).
-func ValidID(id string) bool { return idPattern.MatchString(id) && id != "." && id != ".." }
+func ValidID(id string) bool { return nameChars(id) && id != "." && id != ".." }
 
 // CheckFunction returns a descriptive error when name is not a valid function
 // name.
