@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,8 @@ func BenchmarkBook(b *testing.B) {
 
 // BenchmarkRunRoundTrip measures a blocking /run through the embedded
 // broker and back, with a fake scheduler answering at once, with
-// par×GOMAXPROCS concurrent clients.
+// par×GOMAXPROCS concurrent clients. cpu-us/op is the CPU time of the
+// whole process (client, controller, broker, fake scheduler) per request.
 func BenchmarkRunRoundTrip(b *testing.B) {
 	for _, par := range []int{1, 16} {
 		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) {
@@ -44,6 +46,7 @@ func BenchmarkRunRoundTrip(b *testing.B) {
 			var failed atomic.Int64
 			b.SetParallelism(par)
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -54,9 +57,19 @@ func BenchmarkRunRoundTrip(b *testing.B) {
 				}
 			})
 			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 			if n := failed.Load(); n > 0 {
 				b.Fatalf("%d requests failed", n)
 			}
 		})
 	}
+}
+
+// cpuTime is the CPU time (user and system) this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

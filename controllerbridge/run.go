@@ -109,8 +109,9 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	var raw json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
+	if !json.Valid(body) { // one scan on the way in; Unmarshal only for its message
+		var raw json.RawMessage
+		err := json.Unmarshal(body, &raw)
 		return nil, httpserve.Errorf(http.StatusBadRequest, "body is not JSON: %v", err)
 	}
 	req.payload = body
@@ -207,9 +208,9 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 		return c.writeFailure(w, http.StatusTooManyRequests, "", topics.ReasonOverloaded,
 			fmt.Sprintf("too many requests waiting (%d)", c.cfg.MaxWaiting))
 	}
-	log := c.log.With().Str("activation", cl.id).Str("fn", a.Function).Logger()
 	if cl.existing {
-		log.Debug().Bool("result", cl.res != nil).Msg("idempotency key seen before: answering for its activation")
+		c.log.Debug().Str("activation", cl.id).Str("fn", a.Function).Bool("result", cl.res != nil).
+			Msg("idempotency key seen before: answering for its activation")
 		switch {
 		case !req.blocking:
 			return c.writeAccepted(w, cl.id)
@@ -241,7 +242,8 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 			c.m.gone.Inc()
 			return nil // the client is gone; nobody reads an answer
 		}
-		log.Warn().Err(err).Bool("uncertain", uncertain).Msg("publishing arrival failed")
+		c.log.Warn().Str("activation", cl.id).Str("fn", a.Function).Err(err).Bool("uncertain", uncertain).
+			Msg("publishing arrival failed")
 		return c.writeFailure(w, http.StatusServiceUnavailable, a.ID, "", msg)
 	}
 	c.m.published.Inc()
@@ -266,7 +268,6 @@ func (c *Controller) writeAccepted(w http.ResponseWriter, id string) error {
 // /activations/<id>. A result answered with is dropped from the book
 // unless req has an idempotency key: nobody else can ask for it.
 func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runRequest, id string, ch <-chan *topics.Result, waitUntil time.Time) error {
-	log := c.log.With().Str("activation", id).Str("fn", req.fn).Logger()
 	deadline := waitUntil.Add(-c.cfg.ResultMargin)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -284,13 +285,13 @@ func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runReque
 		return c.writeResult(w, res)
 	case <-timer.C:
 		c.book.unwait(id, ch)
-		log.Debug().Msg("no result before the deadline")
+		c.log.Debug().Str("activation", id).Str("fn", req.fn).Msg("no result before the deadline")
 		return c.writeFailure(w, http.StatusGatewayTimeout, id, topics.ReasonTimeout,
 			fmt.Sprintf("no result within %s; a later one is kept for GET /activations/%s", req.timeout, id))
 	case <-r.Context().Done():
 		c.book.unwait(id, ch)
 		c.m.gone.Inc()
-		log.Debug().Msg("client went away; the result will be kept for GET /activations")
+		c.log.Debug().Str("activation", id).Str("fn", req.fn).Msg("client went away; the result will be kept for GET /activations")
 		return nil
 	case <-c.abort:
 		c.book.unwait(id, ch)
