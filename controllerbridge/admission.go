@@ -43,6 +43,13 @@ const admissionMinLimit = 16
 //     the queue from before a cut (they lag behind it by the queue's
 //     length) the limit settles at the rate-based value instead of
 //     collapsing;
+//   - an interval in which the scheduler answered some request overloaded
+//     (it read the arrival later than its shed lag: scheduler/shed.go) is
+//     cut the same way: the scheduler saw the queue at once, while the
+//     answers that would show it here come as late as the queue is long.
+//     Such answers are not counted in the rate the chain serves: counting
+//     them would keep the limit up while the scheduler spends itself
+//     refusing what the limit let in;
 //   - an interval whose smallest added time is within target raises the
 //     limit by a tenth, and lifts it once it is twice the peak waiting.
 //
@@ -59,8 +66,10 @@ type admission struct {
 	winMin   time.Duration
 	winN     int
 	winPeak  int
+	winShed  int // answers of the interval the scheduler shed
 	refused  int64
 	cuts     int64
+	shed     int64   // answers the scheduler shed, in all
 	peakRate float64 // answers per second, decayed (see roll)
 }
 
@@ -86,7 +95,7 @@ func (a *admission) roll(now time.Time, waiting int) {
 	rate := float64(a.winN) / now.Sub(a.winStart).Seconds()
 	a.peakRate = max(rate, a.peakRate*0.95)
 	switch {
-	case a.winN > 0 && a.winMin > a.target:
+	case a.winShed > 0 || a.winN > 0 && a.winMin > a.target:
 		// The chain's recent peak rate times target; at most halving.
 		l := int(a.peakRate * a.target.Seconds())
 		from := a.limit
@@ -101,7 +110,7 @@ func (a *admission) roll(now time.Time, waiting int) {
 			a.limit = 0
 		}
 	}
-	a.winStart, a.winMin, a.winN, a.winPeak = now, 0, 0, waiting
+	a.winStart, a.winMin, a.winN, a.winPeak, a.winShed = now, 0, 0, waiting, 0
 }
 
 // observe records the time the chain added to one answered request.
@@ -116,6 +125,19 @@ func (a *admission) observe(now time.Time, added time.Duration, waiting int) {
 		a.winMin = added
 	}
 	a.winN++
+}
+
+// shedAnswer records an answer of the scheduler's own admission control:
+// a request it refused because it read it too late (see admission).
+func (a *admission) shedAnswer(now time.Time, waiting int) {
+	if a.off {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.roll(now, waiting)
+	a.winShed++
+	a.shed++
 }
 
 // admit says whether a new request may enter while waiting requests wait.
@@ -152,6 +174,10 @@ func (a *admission) register(reg *prometheus.Registry) {
 			Name: "pullsched_controller_admission_refused_total",
 			Help: "Requests answered 429 because the chain was behind (the added time of every answer in an interval over the admission target).",
 		}, func() float64 { _, r, _ := a.state(); return float64(r) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pullsched_controller_admission_scheduler_shed_total",
+			Help: "Requests the scheduler answered overloaded because it read them later than its shed lag; each cuts the limit of its interval.",
+		}, func() float64 { a.mu.Lock(); defer a.mu.Unlock(); return float64(a.shed) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "pullsched_controller_admission_cuts_total",
 			Help: "Times the admission limit was cut.",

@@ -181,3 +181,37 @@ func TestAdmissionAnswers429(t *testing.T) {
 		}
 	})
 }
+
+// The scheduler's overloaded answers (it read the arrival later than its
+// shed lag) cut the limit at once, to the rate of the answers it served:
+// the sheds themselves are not counted as served.
+func TestAdmissionFoldsSchedulerSheds(t *testing.T) {
+	const ms = time.Millisecond
+	a := newAdmission(250*ms, DefaultAdmissionInterval)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	a.admit(at(0), 400)
+	for i := range 100 { // 1,000/s served, fast
+		a.observe(at(time.Duration(i)*ms), 10*ms, 400)
+	}
+	if !a.admit(at(100*ms), 400) {
+		t.Fatal("refused while every answer was fast")
+	}
+	for i := range 500 { // the scheduler sheds; few are served
+		a.shedAnswer(at(100*ms+time.Duration(i)*ms/5), 400)
+	}
+	for i := range 10 {
+		a.observe(at(100*ms+time.Duration(i)*10*ms), 10*ms, 400)
+	}
+	// Peak 1,000/s decayed to 950/s × 250ms = 237 (not 5,100/s × 250ms).
+	if a.admit(at(200*ms), 400) {
+		l, _, _ := a.state()
+		t.Fatalf("admitted 400 waiting with limit %d after an interval of scheduler sheds; want a cut to 237", l)
+	}
+	if l, _, cuts := a.state(); l != 237 || cuts != 1 {
+		t.Fatalf("limit %d, cuts %d; want 237, 1", l, cuts)
+	}
+	if !a.admit(at(201*ms), 236) {
+		t.Fatal("refused under the limit")
+	}
+}

@@ -281,7 +281,11 @@ func (c *Controller) await(w http.ResponseWriter, r *http.Request, req *runReque
 		// What the chain added: the wait since arrival less the function's run.
 		now := time.Now()
 		arrived := deadline.Add(-req.timeout)
-		c.adm.observe(now, now.Sub(arrived)-time.Duration(res.DurationMs*float64(time.Millisecond)), c.book.waiting())
+		if res.Reason == topics.ReasonOverloaded && res.Source == "scheduler" {
+			c.adm.shedAnswer(now, c.book.waiting()) // the scheduler is behind: admission.go
+		} else {
+			c.adm.observe(now, now.Sub(arrived)-time.Duration(res.DurationMs*float64(time.Millisecond)), c.book.waiting())
+		}
 		return c.writeResult(w, res)
 	case <-timer.C:
 		c.book.unwait(id, ch)
