@@ -57,8 +57,8 @@ type Config struct {
 	// rather than queueing in Kafka until their timeouts. Not while the
 	// workers topic cannot be read or no worker is in rotation, nor for a
 	// few seconds after partitions are assigned (a takeover's backlog is
-	// served). Default DefaultShedLag (500ms, chosen by measurement);
-	// negative turns it off.
+	// served). Zero or negative: off, the default (DefaultShedLag: it
+	// lowered goodput where the scheduler was the bottleneck, see there).
 	ShedLag time.Duration
 	// DefaultCapacity is the in-flight limit of a worker whose heartbeat
 	// says capacity 0. Default 0: unlimited.
@@ -156,9 +156,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout
-	}
-	if c.ShedLag == 0 {
-		c.ShedLag = DefaultShedLag
 	}
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = DefaultArrivalTimeout

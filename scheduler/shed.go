@@ -10,12 +10,19 @@ import (
 	"github.com/pullsched/pullsched/topics"
 )
 
-// DefaultShedLag is Config.ShedLag's default, chosen by measurement
-// (docs/BENCHMARKS.md, "Overload"): at the highest rates the chain held on
-// the shared 2-core machine, embedded and on Apache Kafka, arrivals were
-// read well within it (broker stalls included), and at twice those rates
-// it answers the excess 429 while the caller still waits for it.
-const DefaultShedLag = 500 * time.Millisecond
+// DefaultShedLag is Config.ShedLag's default: off, chosen by measurement
+// (docs/BENCHMARKS.md, "Overload"). With the scheduler the bottleneck (its
+// CPU capped, the rest of the chain idle enough), shedding at 500ms cut
+// goodput at 2,000/s offered from 1,488-1,603/s to 836-1,203/s in three
+// back-to-back pairs, and made the 429s slower (p50 0.8-5s against
+// 14-139ms): an arrival in Kafka costs the scheduler nearly as much to
+// refuse as to place, so refusing it spends the bottleneck itself, while
+// the controller's admission limit (the requests waiting at once, which
+// rise the moment the chain falls behind) refuses at the door for nothing.
+// Its signal is no later than the scheduler's: a request's answer comes
+// when the scheduler reads it plus the short way back. Shedding stays for
+// deployments whose scheduler lags for reasons other than its own CPU.
+const DefaultShedLag time.Duration = 0
 
 // shedGrace is how long after this scheduler (re)started reading arrivals
 // — partitions assigned at start-up or a rebalance, or the workers topic
@@ -120,11 +127,11 @@ func (st *state) shedLate(j *job, rec *kgo.Record, now time.Time) bool {
 	}
 	s.lag.Observe(lag.Seconds())
 	bound := st.cfg.ShedLag
-	if bound >= 0 {
+	if bound > 0 {
 		st.shedWindow(now, lag, bound)
 	}
 	switch {
-	case bound < 0 || s.futile:
+	case bound <= 0 || s.futile:
 		return false
 	case lag <= bound:
 		s.armed = true

@@ -45,6 +45,7 @@ func TestCoreShedsLateArrivals(t *testing.T) {
 		{name: "over the lag, only the record's timestamp: 429", setup: past, late: 2 * lag, noStamp: true, shed: true},
 		{name: "lag set: 100ms", cfg: func(c *Config) { c.ShedLag = 100 * time.Millisecond }, setup: past, late: 200 * time.Millisecond, shed: true},
 		{name: "off", cfg: func(c *Config) { c.ShedLag = -1 }, setup: past, late: time.Minute},
+		{name: "off: zero, the default", cfg: func(c *Config) { c.ShedLag = 0 }, setup: past, late: time.Minute},
 		{name: "just after partitions were assigned: the backlog is placed", late: 3 * time.Second},
 		{name: "after an arrival within the lag, no grace", setup: func(r *coreRig) {
 			r.arriveRead("early", 0, false)
@@ -59,7 +60,12 @@ func TestCoreShedsLateArrivals(t *testing.T) {
 		}, late: 2 * lag, wait: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newCoreRig(t, []int32{0}, tc.cfg)
+			r := newCoreRig(t, []int32{0}, func(c *Config) {
+				c.ShedLag = lag
+				if tc.cfg != nil {
+					tc.cfg(c)
+				}
+			})
 			r.worker("w1", 0)
 			if tc.setup != nil {
 				tc.setup(r)
@@ -97,7 +103,7 @@ func TestCoreShedsLateArrivals(t *testing.T) {
 // With no worker in rotation an arrival read late is not shed: the
 // no-workers rules answer it (503 no_workers), as without shedding.
 func TestCoreShedNeedsRotation(t *testing.T) {
-	r := newCoreRig(t, []int32{0}, nil)
+	r := newCoreRig(t, []int32{0}, withShedLag)
 	r.clock.Advance(shedGrace + time.Second)
 	r.st.workersProbe(r.clock.Now(), nil)
 	r.arriveRead("a1", 2*time.Second, false)
@@ -110,7 +116,7 @@ func TestCoreShedNeedsRotation(t *testing.T) {
 // places again once it reads them within the lag; the counter and the
 // read-lag histogram follow.
 func TestCoreShedSpell(t *testing.T) {
-	r := newCoreRig(t, []int32{0}, nil)
+	r := newCoreRig(t, []int32{0}, withShedLag)
 	r.worker("w1", 0)
 	r.arriveRead("a0", 0, false) // caught up once: armed
 	r.answer(nil)
@@ -118,7 +124,7 @@ func TestCoreShedSpell(t *testing.T) {
 		id := string(rune('a' + i))
 		r.arriveRead(id, late, false)
 		out := r.answer(nil)
-		shed := late > DefaultShedLag
+		shed := late > testShedLag
 		if got := resultsOf(out)[id] != nil; got != shed {
 			t.Fatalf("%s read %s late: shed %v, want %v", id, late, got, shed)
 		}
@@ -136,21 +142,34 @@ func TestCoreShedSpell(t *testing.T) {
 	}
 }
 
+// Shedding is off unless configured (DefaultShedLag says why).
 func TestConfigShedLagDefault(t *testing.T) {
-	if got := (Config{}).WithDefaults().ShedLag; got != DefaultShedLag {
-		t.Fatalf("default shed lag %v, want %v", got, DefaultShedLag)
+	if got := (Config{}).WithDefaults().ShedLag; got > 0 {
+		t.Fatalf("default shed lag %v, want off", got)
 	}
-	if got := (Config{ShedLag: -1}).WithDefaults().ShedLag; got >= 0 {
-		t.Fatalf("negative shed lag became %v; want it kept (off)", got)
+	r := newCoreRig(t, []int32{0}, nil)
+	r.worker("w1", 0)
+	r.clock.Advance(shedGrace + time.Second)
+	r.st.workersProbe(r.clock.Now(), map[int32]int64{0: r.off})
+	r.worker("w1", 0)
+	r.arriveRead("a0", 0, false)
+	r.arriveRead("a1", time.Minute, false)
+	if got := assignments(r.answer(nil)); got["a1"] == nil {
+		t.Fatalf("an arrival read a minute late was not placed with the default config: %v", got)
 	}
 }
+
+// testShedLag is the shed lag of the tests that turn shedding on.
+const testShedLag = 500 * time.Millisecond
+
+func withShedLag(c *Config) { c.ShedLag = testShedLag }
 
 // Shedding that does not let the scheduler read any arrival within the
 // bound for a whole window — as when its clock is ahead of the ingress's by
 // more than the bound, so every arrival looks late — stops, and resumes once
 // a window reads one within the bound.
 func TestCoreShedStopsWhenFutile(t *testing.T) {
-	r := newCoreRig(t, []int32{0}, nil)
+	r := newCoreRig(t, []int32{0}, withShedLag)
 	r.worker("w1", 0)
 	r.clock.Advance(shedGrace + time.Second)
 	shedAt := func(i int, late time.Duration) bool {
@@ -161,7 +180,7 @@ func TestCoreShedStopsWhenFutile(t *testing.T) {
 		r.arriveRead(id, late, false)
 		return resultsOf(r.answer(nil))[id] != nil
 	}
-	skewed := 600 * time.Millisecond // every arrival looks this late
+	skewed := testShedLag + 100*time.Millisecond // every arrival looks this late
 	shed, placedFrom := 0, -1
 	for i := range 60 { // 6s
 		if shedAt(i, skewed) {

@@ -49,7 +49,7 @@ func setupScheduler(fs *flag.FlagSet, c *common) func(ctx context.Context) error
 	timeout := fs.Duration("default-timeout", scheduler.DefaultArrivalTimeout, "execution timeout of arrivals without a deadline")
 	stuck := fs.Duration("stuck-after", consumer.DefaultStuckAfter, "/readyz fails when a partition holds unfinished records and finishes none this long (negative: never)")
 	session := fs.Duration("session-timeout", scheduler.DefaultSessionTimeout, "consumer-group session: a crashed replica's partitions move to the others after about 1.25× this (raised to the broker's group.min.session.timeout.ms)")
-	shedLag := fs.Duration("shed-lag", scheduler.DefaultShedLag, "an arrival read this long after it arrived at the ingress is answered 429 overloaded at once instead of placed: the scheduler is behind (negative: off; default chosen by measurement, docs/BENCHMARKS.md)")
+	shedLag := fs.Duration("shed-lag", scheduler.DefaultShedLag, "an arrival read this long after it arrived at the ingress is answered 429 overloaded at once instead of placed: the scheduler is behind (0: off, the default chosen by measurement: it lowered goodput where the scheduler was the bottleneck, docs/BENCHMARKS.md)")
 	return func(ctx context.Context) error {
 		s, err := scheduler.New(scheduler.Config{
 			Kafka: c.kafkaConn(), Topics: c.topicsConfig(), Listen: c.listen, Logger: c.log,
