@@ -44,8 +44,8 @@ const admissionMinLimit = 16
 //     length) the limit settles at the rate-based value instead of
 //     collapsing;
 //   - an interval in which the scheduler answered some request overloaded
-//     (it read the arrival later than its shed lag: scheduler/shed.go) is
-//     cut the same way: the scheduler saw the queue at once, while the
+//     (it read the arrival later than its shed lag, scheduler/shed.go, or
+//     found its pending queue full) is cut the same way: the scheduler saw the queue at once, while the
 //     answers that would show it here come as late as the queue is long.
 //     Such answers are not counted in the rate the chain serves: counting
 //     them would keep the limit up while the scheduler spends itself
@@ -128,7 +128,8 @@ func (a *admission) observe(now time.Time, added time.Duration, waiting int) {
 }
 
 // shedAnswer records an answer of the scheduler's own admission control:
-// a request it refused because it read it too late (see admission).
+// a request it refused because it read it too late or its pending queue
+// was full (see admission).
 func (a *admission) shedAnswer(now time.Time, waiting int) {
 	if a.off {
 		return
@@ -176,7 +177,7 @@ func (a *admission) register(reg *prometheus.Registry) {
 		}, func() float64 { _, r, _ := a.state(); return float64(r) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "pullsched_controller_admission_scheduler_shed_total",
-			Help: "Requests the scheduler answered overloaded because it read them later than its shed lag; each cuts the limit of its interval.",
+			Help: "Requests the scheduler answered overloaded (read later than its shed lag, or its pending queue full); each cuts the limit of its interval.",
 		}, func() float64 { a.mu.Lock(); defer a.mu.Unlock(); return float64(a.shed) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "pullsched_controller_admission_cuts_total",
