@@ -376,7 +376,8 @@ func Encode(ev Event) ([]byte, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
 	}
-	if b, ok, err := appendEvent(make([]byte, 0, encodedSize(ev)), ev); ok {
+	if n := encodedSize(ev); n > 0 {
+		b, _, err := appendEvent(make([]byte, 0, n), ev)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", ev.Kind(), err)
 		}
@@ -396,18 +397,22 @@ func Encode(ev Event) ([]byte, error) {
 }
 
 // encodedSize is a guess at the size of ev's wire form, so that Encode
-// allocates once: the fixed fields take well under 512 bytes.
+// allocates once for the usual events (ids, names and three times fit),
+// and 0 for a type Encode leaves to encoding/json.
 func encodedSize(ev Event) int {
-	n := 512
 	switch e := ev.(type) {
 	case *Arrival:
-		n += len(e.Payload)
+		return 256 + len(e.Payload)
 	case *Assignment:
-		n += len(e.Payload)
+		return 384 + len(e.Payload)
+	case *Completion:
+		return 256
+	case *Eviction:
+		return 128
 	case *Result:
-		n += len(e.Body)
+		return 320 + len(e.Body)
 	}
-	return n
+	return 0
 }
 
 // Decode reads any event, dispatching on its type field.
