@@ -13,13 +13,15 @@ import (
 // DefaultShedLag is Config.ShedLag's default: off, chosen by measurement
 // (docs/BENCHMARKS.md, "Overload"). With the scheduler the bottleneck (its
 // CPU capped, the rest of the chain idle enough), shedding at 500ms cut
-// goodput at 2,000/s offered from 1,488-1,603/s to 836-1,203/s in three
-// back-to-back pairs, and made the 429s slower (p50 0.8-5s against
-// 14-139ms): an arrival in Kafka costs the scheduler nearly as much to
-// refuse as to place, so refusing it spends the bottleneck itself, while
-// the controller's admission limit (the requests waiting at once, which
-// rise the moment the chain falls behind) refuses at the door for nothing.
-// Its signal is no later than the scheduler's: a request's answer comes
+// goodput at 2,000/s offered from 1,488-1,784/s to 836-1,203/s in four
+// back-to-back pairs (embedded and Apache Kafka), and made the 429s slower
+// (p50 0.8-5s against 1-139ms): an arrival in Kafka costs the scheduler
+// nearly as much to refuse as to place, so refusing it spends the
+// bottleneck itself, and a scheduler kept reading small batches does less
+// per second than one that reads late in big ones; the controller's
+// admission limit (on the requests waiting at once, which rise the moment
+// the chain falls behind) refuses at the door for nothing. Nor is the
+// scheduler's signal earlier: a request's answer reaches the controller
 // when the scheduler reads it plus the short way back. Shedding stays for
 // deployments whose scheduler lags for reasons other than its own CPU.
 const DefaultShedLag time.Duration = 0
@@ -41,8 +43,8 @@ const shedGrace = 5 * time.Second
 // record's timestamp) is answered at once with a result of reason
 // overloaded (429 with Retry-After at the controller) instead of being
 // placed. Answering costs the scheduler one produce and nothing
-// downstream, so it catches up with the arrivals it can still serve in
-// time; those keep being placed.
+// downstream; it bounds the wait of what it places, but refusing costs
+// nearly what placing does, so it is off by default (DefaultShedLag).
 //
 // It does not shed while the workers topic cannot be read (decisions wait
 // for it: see holding) or no worker is in rotation (the no-workers rules
@@ -50,10 +52,9 @@ const shedGrace = 5 * time.Second
 // arrivals a previous owner already placed (takeover), nor once shedding
 // proved futile (see shedWindow): the stamps are the ingress's clock, and a
 // scheduler whose clock is ahead by more than the bound would otherwise
-// refuse everything. Held arrivals
-// (pull-wait), pending ones and retried assignments are the policy's and
-// the capacity's waits, bounded by their deadlines; the controller's
-// admission rule sees those.
+// refuse everything. Held arrivals (pull-wait), pending ones and retried
+// assignments are the policy's and the capacity's waits, bounded by their
+// deadlines; the controller's admission rule sees those.
 type shedder struct {
 	armed bool      // an arrival was read within the lag, or shedGrace passed, since from
 	from  time.Time // when reading (re)started; zero: never
