@@ -244,20 +244,56 @@ func (b *Bridge) publishRetry(ctx context.Context, topic string, ev topics.Event
 	}
 }
 
-// healthy reports whether the worker at base answers GET /status with 200
-// and "ready" within the health timeout.
-func (b *Bridge) healthy(ctx context.Context, base string) bool {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.HealthTimeout)
+// probe is what a health probe of a worker found.
+type probe uint8
+
+const (
+	probeReady   probe = iota // GET /status answered 200 "ready" in time
+	probeNo                   // it answered something else, or refused
+	probeTimeout              // no answer within the health timeout
+)
+
+// healthy probes the worker at base: GET /status must answer 200 and
+// "ready" within the health timeout.
+func (b *Bridge) healthy(ctx context.Context, base string) probe {
+	pctx, cancel := context.WithTimeout(ctx, b.cfg.HealthTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/status", nil)
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, base+"/status", nil)
 	if err != nil {
-		return false
+		return probeNo
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return false
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return probeTimeout
+		}
+		return probeNo
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
-	return err == nil && resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "ready"
+	switch {
+	case err != nil && pctx.Err() != nil && ctx.Err() == nil:
+		return probeTimeout
+	case err == nil && resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "ready":
+		return probeReady
+	}
+	return probeNo
+}
+
+// judgeHealth is what a heartbeat says of a worker's health: ready, or a
+// probe that only timed out while the worker answered a call 2xx within
+// the last interval — a busy worker, not a sick one (under overload the
+// probe of a CPU-starved worker timed out on every third heartbeat, and
+// each took the worker out of new work for a second: issue 12). A worker
+// that answers "not ready", or refuses, is unhealthy whatever it did
+// before; one whose calls stopped succeeding is unhealthy at the first
+// timed-out probe after the interval.
+func judgeHealth(p probe, lastOK, now time.Time, interval time.Duration) bool {
+	switch p {
+	case probeReady:
+		return true
+	case probeTimeout:
+		return !lastOK.IsZero() && now.Sub(lastOK) < interval
+	}
+	return false
 }

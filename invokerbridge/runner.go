@@ -33,6 +33,7 @@ type runner struct {
 
 	slots    chan struct{} // one token per running call
 	inflight atomic.Int64
+	lastOK   atomic.Int64 // unix nanos of the last call the worker answered 2xx; 0: none
 
 	byMu sync.Mutex
 	by   map[string]int // calls in flight by the scheduler that placed them
@@ -275,7 +276,11 @@ func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
 	// recover).
 	healthy := false
 	if check && r.holdsPartition() {
-		healthy = r.b.healthy(ctx, r.w.url)
+		var lastOK time.Time
+		if ns := r.lastOK.Load(); ns != 0 {
+			lastOK = time.Unix(0, ns)
+		}
+		healthy = judgeHealth(r.b.healthy(ctx, r.w.url), lastOK, time.Now(), r.b.cfg.HeartbeatInterval)
 	}
 	if ctx.Err() != nil {
 		ctx = context.Background()
@@ -400,6 +405,9 @@ func (r *runner) Revoked(context.Context, map[string][]int32) {}
 func (r *runner) serve(a *topics.Assignment, d *consumer.Delivery) {
 	ctx, span := r.traceStart(a, d)
 	o := r.b.call(ctx, r.w, a, r.log)
+	if o.ok {
+		r.lastOK.Store(time.Now().UnixNano())
+	}
 	published := r.b.publishOutcome(publishCtx(span), r.w, a, o, r.log)
 	traceEnd(span, o, published)
 	if !published {
