@@ -1,10 +1,16 @@
 package benchchain
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // External is a target the bench does not start: any HTTP server that
@@ -24,6 +30,80 @@ type External struct {
 	// PID, when set, is the target's process, whose CPU per request is
 	// then reported under Name.
 	PID int
+	// Command, when set, is the target's command line (program and
+	// arguments): the bench starts it before each run against the target
+	// and stops it after, so that every rate meets a fresh process — a
+	// target that keeps state from an earlier rate's overload is measured
+	// without it — and reports its CPU; PID is then unused, and the
+	// target gets no warm-up beyond the ten answers that show it is up.
+	// Its output is discarded.
+	Command []string
+}
+
+// externalStopWait is how long a started external target has to exit
+// after SIGTERM before it is killed.
+const externalStopWait = 5 * time.Second
+
+// externalProc is a running External.Command.
+type externalProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startExternal starts e.Command and waits until url is answered 200 ten
+// times in a row.
+func startExternal(ctx context.Context, e External, client *http.Client, url string, timeout time.Duration) (*externalProc, error) {
+	cmd := exec.Command(e.Command[0], e.Command[1:]...)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("benchchain: external %s: %w", e.Name, err)
+	}
+	p := &externalProc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	if err := firstAnswers(ctx, client, url, timeout); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("external %s (%s): %w", e.Name, strings.Join(e.Command, " "), err)
+	}
+	select {
+	case <-p.done:
+		return nil, fmt.Errorf("benchchain: external %s exited, yet %s answered: another process serves it", e.Name, url)
+	default:
+	}
+	return p, nil
+}
+
+// hostListening reports whether something accepts connections at u's
+// host and port.
+func hostListening(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	port := pu.Port()
+	if port == "" {
+		port = "80"
+		if pu.Scheme == "https" {
+			port = "443"
+		}
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(pu.Hostname(), port), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+func (p *externalProc) pid() int { return p.cmd.Process.Pid }
+
+// stop ends the process: SIGTERM, then SIGKILL after externalStopWait.
+func (p *externalProc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(externalStopWait):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 // fnPlaceholder is what External.URL names the function with.
@@ -71,6 +151,17 @@ func ParseExternal(s string) (External, error) {
 	}
 	e := External{Name: strings.TrimSpace(name), URL: strings.TrimSpace(u)}
 	return e, e.validate()
+}
+
+// ParseNamedCommand reads "name=program arg...", the form of the
+// --external-cmd flag: the command line is split at spaces (no quoting).
+func ParseNamedCommand(s string) (string, []string, error) {
+	name, c, ok := strings.Cut(s, "=")
+	args := strings.Fields(c)
+	if !ok || len(args) == 0 {
+		return "", nil, fmt.Errorf("%w: %q: want name=program [arg...]", ErrConfig, s)
+	}
+	return strings.TrimSpace(name), args, nil
 }
 
 // ParseNamedPID reads "name=pid", the form of the --external-pid flag.

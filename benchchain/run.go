@@ -216,9 +216,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		meter.pids["broker"] = []int{cfg.BrokerPID}
 	}
 	externals := map[string]bool{}
+	restarted := map[string]External{} // started afresh for each run
 	for _, e := range cfg.Externals {
 		externals[e.Name] = true
-		if e.PID > 0 {
+		if len(e.Command) > 0 {
+			restarted[e.Name] = e
+		} else if e.PID > 0 {
 			meter.pids[e.Name] = []int{e.PID}
 		}
 	}
@@ -260,7 +263,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	for _, e := range cfg.Externals {
 		l := &load{client: newClient(cfg.Timeout), urls: functionURLs(cfg.Functions, e.functionURL), maxInFlight: inFlight}
-		if err := firstAnswers(ctx, l.client, l.urls[0], 15*time.Second); err != nil {
+		if _, ok := restarted[e.Name]; ok {
+			if hostListening(l.urls[0]) {
+				return rep, fmt.Errorf("%w: external %s: %s is served before its command started: another process listens there", ErrConfig, e.Name, l.urls[0])
+			}
+		} else if err := firstAnswers(ctx, l.client, l.urls[0], 15*time.Second); err != nil {
 			return rep, fmt.Errorf("external %s: %w", e.Name, err)
 		}
 		targets[e.Name] = l
@@ -280,6 +287,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Warmup > 0 {
 		low := slices.Min(cfg.Rates)
 		for _, t := range order {
+			if _, ok := restarted[t]; ok {
+				continue // fresh for every run: nothing to warm
+			}
 			if _, err := targets[t].run(ctx, t, low, cfg.Warmup); err != nil {
 				return rep, err
 			}
@@ -289,6 +299,14 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		for _, t := range order {
 			if err := sleep(ctx, cfg.Pause); err != nil {
 				return rep, err
+			}
+			var ext *externalProc
+			if e, ok := restarted[t]; ok {
+				var err error
+				if ext, err = startExternal(ctx, e, targets[t].client, targets[t].urls[0], 30*time.Second); err != nil {
+					return rep, err
+				}
+				meter.pids[t] = []int{ext.pid()}
 			}
 			profiling := t == "chain" && cfg.CPUProfile != nil
 			if profiling {
@@ -312,6 +330,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 			// The next run starts with no connections left from this one.
 			targets[t].client.CloseIdleConnections()
+			if ext != nil {
+				ext.stop()
+			}
 			if profiling {
 				pprof.StopCPUProfile()
 				cfg.CPUProfile = nil // one profile: the first chain run

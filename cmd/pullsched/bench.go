@@ -34,9 +34,10 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.Var(rates, "rates", "chain: offered rates, requests per second, each run for --duration")
 	targets := config.NewList("direct", "chain")
 	fs.Var(targets, "targets", "chain: what the load is offered to, side by side at each rate: direct (one no-op worker), chain, the names of --external targets (default: direct, chain and every --external)")
-	var externals, externalPIDs repeated
+	var externals, externalPIDs, externalCmds repeated
 	fs.Var(&externals, "external", "chain: name=URL, repeatable: also offer the load to this HTTP target (after direct, before the chain); {fn} in URL is replaced by the function's name, else the name is appended (http://127.0.0.1:9020/run/)")
 	fs.Var(&externalPIDs, "external-pid", "chain: name=pid, repeatable: the --external target's process, to report its CPU per request")
+	fs.Var(&externalCmds, "external-cmd", "chain: name='program arg...', repeatable: start the --external target's process afresh before each of its runs and stop it after (no state kept from an earlier rate; its CPU reported; split at spaces, no quoting)")
 	workerAddrs := config.NewList()
 	fs.Var(workerAddrs, "worker-addrs", "chain: host:port of each no-op worker, comma-separated (default: free ports), so that an --external proxy can front the same workers")
 	direct := fs.Bool("direct", false, "chain: only the baseline, one no-op worker called directly (--targets direct)")
@@ -55,7 +56,7 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 		}
 		if c.args[0] == "chain" {
 			ch.WorkerAddrs = workerAddrs.Values
-			if err := addExternals(&ch, externals, externalPIDs); err != nil {
+			if err := addExternals(&ch, externals, externalPIDs, externalCmds); err != nil {
 				return err
 			}
 			return benchChain(ctx, fs, c, ch, cfg, *embedded, rates.Values, targets.Values, *direct, *cpuProfile, *jsonOut)
@@ -170,8 +171,9 @@ func (r *repeated) Set(s string) error {
 	return nil
 }
 
-// addExternals reads the --external and --external-pid flags into ch.
-func addExternals(ch *benchchain.Config, externals, pids repeated) error {
+// addExternals reads the --external, --external-pid and --external-cmd
+// flags into ch.
+func addExternals(ch *benchchain.Config, externals, pids, cmds repeated) error {
 	for _, s := range externals {
 		e, err := benchchain.ParseExternal(s)
 		if err != nil {
@@ -189,6 +191,17 @@ func addExternals(ch *benchchain.Config, externals, pids repeated) error {
 			return fmt.Errorf("--external-pid: no --external named %q", name)
 		}
 		ch.Externals[i].PID = pid
+	}
+	for _, s := range cmds {
+		name, args, err := benchchain.ParseNamedCommand(s)
+		if err != nil {
+			return fmt.Errorf("--external-cmd: %w", err)
+		}
+		i := slices.IndexFunc(ch.Externals, func(e benchchain.External) bool { return e.Name == name })
+		if i < 0 {
+			return fmt.Errorf("--external-cmd: no --external named %q", name)
+		}
+		ch.Externals[i].Command = args
 	}
 	return nil
 }
