@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// External is a target the bench does not start: any HTTP server that
+// External is a target other than the bench's own, started by the user
+// (or, with Command, by the bench for each run): any HTTP server that
 // answers POST <URL with the function name> with 200, for instance another
 // scheduler or proxy in front of the bench's own no-op workers (start the
 // workers on fixed addresses with Config.WorkerAddrs and give the proxy

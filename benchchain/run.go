@@ -50,7 +50,7 @@ type Config struct {
 	// worker, called directly) goes first, then each External in order,
 	// then the chain, so that all are measured side by side.
 	Direct, Chain bool
-	// Externals are targets the bench does not start (another proxy in
+	// Externals are targets other than the bench's own (another proxy in
 	// front of the same workers, say), measured like the others.
 	Externals []External
 	// Kafka reaches the brokers the chain runs on; no Brokers: an embedded
