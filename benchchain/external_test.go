@@ -290,7 +290,7 @@ func TestHeldRatioTable(t *testing.T) {
 func TestHelperProxy(t *testing.T) {
 	spec := os.Getenv("BENCHCHAIN_HELPER_PROXY")
 	if spec == "" {
-		t.Skip("a helper process for TestExternalCommand")
+		t.Skip("BENCHCHAIN_HELPER_PROXY not set: this is the proxy process TestExternalCommand starts, run only as its child")
 	}
 	parts := strings.Split(spec, "|")
 	f, err := os.OpenFile(parts[2], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -315,7 +315,7 @@ func TestHelperProxy(t *testing.T) {
 // CPU reported.
 func TestExternalCommand(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts processes")
+		t.Skip("-short: TestExternalCommand starts a proxy process per run (fork/exec and loopback ports); run without -short, as CI does")
 	}
 	worker, err := freeAddr()
 	if err != nil {

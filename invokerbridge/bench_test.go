@@ -21,18 +21,7 @@ import (
 // once: consume, call, publish completion and result, commit. Each op is
 // one assignment, timed from its publication to its result.
 func BenchmarkSidecarRoundTrip(b *testing.B) {
-	worker := noopWorker()
-	defer worker.Close()
-	e := newEnv(b)
-	cfg := e.config()
-	cfg.Logger = zerolog.Nop()
-	cfg.WorkerURL = worker.URL
-	br, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.start(br)
-	id := br.cfg.WorkerID
+	e, id := benchSidecar(b, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -50,6 +39,28 @@ func BenchmarkSidecarRoundTrip(b *testing.B) {
 	e.rec.until("all results", func() bool { return len(e.rec.results) >= b.N })
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "assignments/s")
+}
+
+// benchSidecar starts a sidecar bridge (config changed by mutate, if
+// given) in front of a no-op worker on the embedded broker and returns the
+// environment and the worker's id.
+func benchSidecar(b *testing.B, mutate func(*Config)) (*env, string) {
+	b.Helper()
+	worker := noopWorker()
+	b.Cleanup(worker.Close)
+	e := newEnv(b)
+	cfg := e.config()
+	cfg.Logger = zerolog.Nop()
+	cfg.WorkerURL = worker.URL
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	br, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.start(br)
+	return e, br.cfg.WorkerID
 }
 
 // noopWorker answers every call at once with a small JSON body.
@@ -74,19 +85,7 @@ func noopWorker() *httptest.Server {
 // completion, the test's own assignment, heartbeats) and the CPU time of
 // the whole process (broker, bridge, worker and test) per assignment.
 func BenchmarkSidecarOneAtATime(b *testing.B) {
-	worker := noopWorker()
-	defer worker.Close()
-	e := newEnv(b)
-	cfg := e.config()
-	cfg.Logger = zerolog.Nop()
-	cfg.WorkerURL = worker.URL
-	cfg.HeartbeatInterval = time.Second
-	br, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.start(br)
-	id := br.cfg.WorkerID
+	e, id := benchSidecar(b, func(cfg *Config) { cfg.HeartbeatInterval = time.Second })
 	var produces atomic.Int64
 	c := e.b.Cluster()
 	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
