@@ -165,7 +165,7 @@ func TestReport(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for _, c := range []Config{{Rates: []float64{0}}, {Rates: []float64{-1}}, {Workers: -1}, {Duration: -time.Second},
-		{Processes: true, CPUProfile: &bytes.Buffer{}}} {
+		{Processes: true, CPUProfile: &bytes.Buffer{}}, {PartProcs: -1}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}

@@ -314,6 +314,9 @@ func startProcesses(ctx context.Context, cfg Config, workers []*noopWorker) (_ *
 		if kind != "broker" {
 			args = append(args, "--brokers", strings.Join(c.brokers, ","))
 		}
+		if cfg.PartProcs > 0 {
+			args = append(args, "--gomaxprocs", strconv.Itoa(cfg.PartProcs))
+		}
 		p.cmd = exec.Command(cfg.Binary, args...)
 		p.cmd.Stdout, p.cmd.Stderr = f, f
 		p.cmd.Env = append(os.Environ(), "PULLSCHED_LOG_LEVEL="+cfg.logLevel())

@@ -65,6 +65,11 @@ type Config struct {
 	Processes bool
 	// Binary is the pullsched executable. Default: this executable.
 	Binary string
+	// PartProcs, when positive, is the --gomaxprocs of every part process
+	// (with Processes). Zero: each part's own default (one P for the
+	// invokers, Go's default for the others). `pullsched bench chain`
+	// passes DefaultPartProcs unless told otherwise.
+	PartProcs int
 	// LogDir receives the processes' logs. Default: a temporary directory.
 	LogDir string
 	// BrokerPID, when set, is the pid of the given broker, whose CPU is
@@ -139,6 +144,14 @@ func (c Config) topics() topics.Config {
 	return tc
 }
 
+// DefaultPartProcs is the --gomaxprocs `pullsched bench chain --processes`
+// gives every part: the bench runs all the parts, its client and the
+// workers on one machine, where each Go process with a P per core spins
+// idle Ps and wakes threads for hand-offs that one P does in place. One P
+// each is the advice for parts sharing a machine (docs/BENCHMARKS.md, "One
+// P per part", where it was chosen by measurement).
+const DefaultPartProcs = 1
+
 // ErrConfig is wrapped by the errors Config.Validate returns.
 var ErrConfig = errors.New("benchchain: invalid config")
 
@@ -153,6 +166,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Duration < 0 || c.Timeout < 0 || c.Pause < 0:
 		return fmt.Errorf("%w: negative duration", ErrConfig)
+	case c.PartProcs < 0:
+		return fmt.Errorf("%w: part GOMAXPROCS %d: want 0 (each part's default) or more", ErrConfig, c.PartProcs)
 	case c.Workers < 1 || c.Functions < 1 || c.Partitions < 1:
 		return fmt.Errorf("%w: workers, functions and partitions must be at least 1", ErrConfig)
 	case c.CPUProfile != nil && c.Processes:

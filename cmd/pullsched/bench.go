@@ -47,6 +47,7 @@ func setupBench(fs *flag.FlagSet, c *common) func(ctx context.Context) error {
 	fs.DurationVar(&ch.AdmissionTarget, "admission-target", 0, "chain: the controller's --admission-target (0: its default; negative: off)")
 	fs.IntVar(&ch.BrokerPID, "broker-pid", 0, "chain: pid of the --brokers Kafka, to report its CPU per request")
 	fs.StringVar(&ch.Binary, "binary", "", "chain --processes: the pullsched executable (default: this one)")
+	fs.IntVar(&ch.PartProcs, "part-gomaxprocs", benchchain.DefaultPartProcs, "chain --processes: --gomaxprocs of every part (0: each part's own default: 1 for the invokers, Go's for the others)")
 	fs.StringVar(&ch.LogDir, "log-dir", "", "chain --processes: directory of the parts' logs (default: a new temporary one)")
 	cpuProfile := fs.String("cpuprofile", "", "chain: write a CPU profile of the first chain run here (in-process; samples labelled part=...)")
 	jsonOut := fs.String("json", "", "chain: also write the report as JSON to this file (- for stdout)")

@@ -67,6 +67,7 @@ type common struct {
 
 	trace bool   // --trace (trace.go)
 	pprof string // --pprof (pprof.go)
+	procs int    // --gomaxprocs (procs.go)
 }
 
 func addCommon(fs *flag.FlagSet, c *common, defaultListen string) {
@@ -116,6 +117,9 @@ func newFlagSet(cmd command, c *common) (*flag.FlagSet, func(ctx context.Context
 	run := cmd.setup(fs, c)
 	addTraceFlag(fs, c)
 	addPprofFlag(fs, c)
+	if def, ok := partProcs[cmd.name]; ok {
+		addProcsFlag(fs, c, def)
+	}
 	return fs, run
 }
 
@@ -162,6 +166,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	// Parts name themselves in their log lines ("part" field).
 	c.log = log
+	if fs.Lookup("gomaxprocs") != nil {
+		procs := applyProcs(c, flagWasSet(fs, "gomaxprocs"), getenv)
+		c.log.Debug().Int("gomaxprocs", procs).Msg("threads running Go code")
+	}
 	stopTracing, err := startTracing(ctx, fs, c, cmd.name, getenv)
 	if err != nil {
 		return err
