@@ -3,6 +3,7 @@ package controllerbridge
 import (
 	"container/heap"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pullsched/pullsched/topics"
@@ -81,14 +82,59 @@ type book struct {
 	maxBytes   int64
 	maxWaiting int
 
-	mu       sync.Mutex
-	waiters  map[string][]chan *topics.Result
-	nWaiting int
+	mu      sync.Mutex
+	waiters map[string]waitList
+	// nWaiting counts the waiters. It changes under mu but is read
+	// without it: admission reads it twice per request.
+	nWaiting atomic.Int64
 	acts     map[string]*activation
 	keys     map[string]*activation // by idemKey
 	expiry   expiryHeap
 	bytes    int64 // sum of the sizes of acts
 	evicted  int64 // activations forgotten early because the store was full
+}
+
+// waitList holds the requests waiting for one activation's result: almost
+// always one, kept in first without a slice of its own; more holds the
+// others (requests with the same Idempotency-Key).
+type waitList struct {
+	first chan *topics.Result
+	more  []chan *topics.Result
+}
+
+// len is the number of waiters in l.
+func (l waitList) len() int {
+	if l.first == nil {
+		return 0
+	}
+	return 1 + len(l.more)
+}
+
+// send hands res to every waiter of l; each channel has room for it.
+func (l waitList) send(res *topics.Result) {
+	if l.first != nil {
+		l.first <- res
+	}
+	for _, c := range l.more {
+		c <- res
+	}
+}
+
+// without returns l less the waiter ch, and whether ch was in it.
+func (l waitList) without(ch <-chan *topics.Result) (waitList, bool) {
+	if l.first != nil && (<-chan *topics.Result)(l.first) == ch {
+		if len(l.more) == 0 {
+			return waitList{}, true
+		}
+		return waitList{first: l.more[0], more: l.more[1:]}, true
+	}
+	for i, c := range l.more {
+		if (<-chan *topics.Result)(c) == ch {
+			more := append(l.more[:i:i], l.more[i+1:]...)
+			return waitList{first: l.first, more: more}, true
+		}
+	}
+	return l, false
 }
 
 func newBook(ttl time.Duration, maxActs int, maxBytes int64, maxWaiting int) *book {
@@ -97,7 +143,7 @@ func newBook(ttl time.Duration, maxActs int, maxBytes int64, maxWaiting int) *bo
 		maxActs:    maxActs,
 		maxBytes:   maxBytes,
 		maxWaiting: maxWaiting,
-		waiters:    map[string][]chan *topics.Result{},
+		waiters:    map[string]waitList{},
 		acts:       map[string]*activation{},
 		keys:       map[string]*activation{},
 	}
@@ -133,7 +179,7 @@ func (b *book) claim(id, key string, blocking bool, now, pendingUntil time.Time)
 		if a := b.keys[key]; a != nil {
 			cl = claimed{id: a.id, existing: true, res: a.res}
 			if blocking && a.res == nil {
-				if b.nWaiting >= b.maxWaiting {
+				if b.waiting() >= b.maxWaiting {
 					return claimed{}, false
 				}
 				cl.ch = b.waitLocked(a.id)
@@ -141,7 +187,7 @@ func (b *book) claim(id, key string, blocking bool, now, pendingUntil time.Time)
 			return cl, true
 		}
 	}
-	if blocking && b.nWaiting >= b.maxWaiting {
+	if blocking && b.waiting() >= b.maxWaiting {
 		return claimed{}, false
 	}
 	if old := b.acts[id]; old != nil {
@@ -167,8 +213,13 @@ func (b *book) claim(id, key string, blocking bool, now, pendingUntil time.Time)
 // waitLocked adds a waiter for the result of id.
 func (b *book) waitLocked(id string) <-chan *topics.Result {
 	c := make(chan *topics.Result, 1)
-	b.waiters[id] = append(b.waiters[id], c)
-	b.nWaiting++
+	if l, ok := b.waiters[id]; ok {
+		l.more = append(l.more, c)
+		b.waiters[id] = l
+	} else {
+		b.waiters[id] = waitList{first: c}
+	}
+	b.nWaiting.Add(1)
 	return c
 }
 
@@ -192,10 +243,8 @@ func (b *book) deliver(res *topics.Result, now time.Time) outcome {
 	ws, waited := b.waiters[res.ID]
 	if waited {
 		delete(b.waiters, res.ID)
-		b.nWaiting -= len(ws)
-		for _, c := range ws {
-			c <- res // buffered, and each waiter gets at most one result
-		}
+		b.nWaiting.Add(-int64(ws.len()))
+		ws.send(res) // buffered, and each waiter gets at most one result
 	}
 	if a != nil {
 		b.evictLocked(0, 0)
@@ -231,15 +280,15 @@ func (b *book) drop(id string) {
 func (b *book) unwait(id string, ch <-chan *topics.Result) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ws := b.waiters[id]
-	for i, c := range ws {
-		if c == ch {
-			ws = append(ws[:i], ws[i+1:]...)
-			b.nWaiting--
-			break
-		}
+	ws, ok := b.waiters[id]
+	if !ok {
+		return
 	}
-	if len(ws) == 0 {
+	ws, ok = ws.without(ch)
+	if ok {
+		b.nWaiting.Add(-1)
+	}
+	if ws.len() == 0 {
 		delete(b.waiters, id)
 	} else {
 		b.waiters[id] = ws
@@ -251,10 +300,9 @@ func (b *book) unwait(id string, ch <-chan *topics.Result) {
 func (b *book) forget(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, c := range b.waiters[id] {
-		c <- nil
-	}
-	b.nWaiting -= len(b.waiters[id])
+	ws := b.waiters[id]
+	ws.send(nil)
+	b.nWaiting.Add(-int64(ws.len()))
 	delete(b.waiters, id)
 	if a := b.acts[id]; a != nil {
 		b.removeLocked(a)
@@ -314,12 +362,8 @@ type bookStats struct {
 func (b *book) stats() bookStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return bookStats{Waiting: b.nWaiting, Activations: len(b.acts), Bytes: b.bytes, Evicted: b.evicted}
+	return bookStats{Waiting: b.waiting(), Activations: len(b.acts), Bytes: b.bytes, Evicted: b.evicted}
 }
 
 // waiting is how many requests are waiting for a result.
-func (b *book) waiting() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.nWaiting
-}
+func (b *book) waiting() int { return int(b.nWaiting.Load()) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,11 +26,13 @@ type Controller struct {
 	cfg   Config
 	log   zerolog.Logger
 	names topics.Names
-	srv   *httpserve.Server
-	book  *book
-	view  *workerView
-	m     *metrics
-	adm   *admission // sheds load when the chain is behind (admission.go)
+	// arrivals is names.Arrivals(), built once rather than per request.
+	arrivals string
+	srv      *httpserve.Server
+	book     *book
+	view     *workerView
+	m        *metrics
+	adm      *admission // sheds load when the chain is behind (admission.go)
 
 	ready    chan struct{}
 	started  atomic.Bool
@@ -69,14 +72,15 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	c := &Controller{
-		cfg:   cfg,
-		log:   log,
-		names: cfg.Topics.Names(),
-		srv:   srv,
-		book:  newBook(cfg.ActivationTTL, cfg.MaxActivations, cfg.MaxActivationBytes, cfg.MaxWaiting),
-		view:  newWorkerView(),
-		ready: make(chan struct{}),
-		abort: make(chan struct{}),
+		cfg:      cfg,
+		log:      log,
+		names:    cfg.Topics.Names(),
+		arrivals: cfg.Topics.Names().Arrivals(),
+		srv:      srv,
+		book:     newBook(cfg.ActivationTTL, cfg.MaxActivations, cfg.MaxActivationBytes, cfg.MaxWaiting),
+		view:     newWorkerView(),
+		ready:    make(chan struct{}),
+		abort:    make(chan struct{}),
 	}
 	c.m = newMetrics(srv.Registry(), c)
 	c.adm = newAdmission(cfg.AdmissionTarget, cfg.AdmissionInterval)
@@ -250,6 +254,56 @@ type metrics struct {
 	pubErrors prometheus.Counter
 	badRecs   prometheus.Counter
 	gone      prometheus.Counter
+
+	// The series of requests and latency by status code, and of results
+	// by outcome, resolved once each: a label lookup hashes the label
+	// values and takes the vector's lock, and formatting the code
+	// allocates — per request, on the hot path. A series is created when
+	// first used, as WithLabelValues would.
+	byCode    [1000]atomic.Pointer[codeSeries]
+	byOutcome [len(outcomes)]atomic.Pointer[prometheus.Counter]
+}
+
+// codeSeries are the request series of one status code.
+type codeSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// outcomes are the labels of the results counter, in the order of byOutcome.
+var outcomes = [...]outcome{outDelivered, outStored, outDuplicate, outUnknown}
+
+// code returns the series of status code (100-999, as net/http allows).
+func (m *metrics) code(code int) *codeSeries {
+	if code < 0 || code >= len(m.byCode) {
+		label := strconv.Itoa(code)
+		return &codeSeries{requests: m.requests.WithLabelValues(label), latency: m.latency.WithLabelValues(label)}
+	}
+	if s := m.byCode[code].Load(); s != nil {
+		return s
+	}
+	label := strconv.Itoa(code)
+	s := &codeSeries{requests: m.requests.WithLabelValues(label), latency: m.latency.WithLabelValues(label)}
+	m.byCode[code].Store(s) // a racing store holds the same series
+	return s
+}
+
+// result counts one result read, by what became of it.
+func (m *metrics) result(out outcome) {
+	for i, o := range outcomes {
+		if o != out {
+			continue
+		}
+		if c := m.byOutcome[i].Load(); c != nil {
+			(*c).Inc()
+			return
+		}
+		c := m.results.WithLabelValues(string(out))
+		m.byOutcome[i].Store(&c)
+		c.Inc()
+		return
+	}
+	m.results.WithLabelValues(string(out)).Inc()
 }
 
 func newMetrics(reg *prometheus.Registry, c *Controller) *metrics {
@@ -324,8 +378,8 @@ func (m *metrics) instrument(h http.Handler) http.Handler {
 		if code == 0 {
 			code = 499 // the client went away and nothing was written
 		}
-		label := fmt.Sprint(code)
-		m.requests.WithLabelValues(label).Inc()
-		m.latency.WithLabelValues(label).Observe(time.Since(start).Seconds())
+		s := m.code(code)
+		s.requests.Inc()
+		s.latency.Observe(time.Since(start).Seconds())
 	})
 }

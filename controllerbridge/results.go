@@ -70,7 +70,7 @@ func (rr *resultsReader) handle(r *kgo.Record) {
 	span := traceResult(r, res)
 	out := c.book.deliver(res, time.Now())
 	traceDelivered(span, out)
-	c.m.results.WithLabelValues(string(out)).Inc()
+	c.m.result(out)
 	switch out {
 	case outDuplicate:
 		c.log.Debug().Str("activation", res.ID).Str("worker", res.Worker).Msg("duplicate result ignored")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -70,7 +71,10 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 		}
 		req.key = keys[0]
 	}
-	q := r.URL.Query()
+	var q url.Values // parsing an empty query would still allocate its map
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	if v := q.Get("timeout"); v != "" {
 		d, err := parseTimeout(v)
 		if err != nil {
@@ -98,7 +102,7 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 		}
 		req.class = n
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBody))
+	body, err := c.readBody(w, r)
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
@@ -116,6 +120,26 @@ func (c *Controller) parseRun(w http.ResponseWriter, r *http.Request) (*runReque
 	}
 	req.payload = body
 	return req, nil
+}
+
+// readBody reads the body of r, at most MaxBody bytes. A body of known
+// length within MaxBody is read into a buffer of its size at once, rather
+// than through a growing one and a MaxBytesReader; any other goes the
+// general way, whose *http.MaxBytesError means it was too large.
+func (c *Controller) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n == 0 {
+		return nil, nil
+	} else if n > 0 && n <= c.cfg.MaxBody {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // the body ended before its Content-Length
+			}
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBody))
 }
 
 // checkIdempotencyKey says what is wrong with an Idempotency-Key, if
@@ -219,7 +243,7 @@ func (c *Controller) handleRun(w http.ResponseWriter, r *http.Request) error {
 		}
 		return c.await(w, r, req, cl.id, cl.ch, waitUntil)
 	}
-	if err, uncertain := c.publish(r.Context(), min(c.cfg.PublishTimeout, req.timeout), c.names.Arrivals(), a); err != nil {
+	if err, uncertain := c.publish(r.Context(), min(c.cfg.PublishTimeout, req.timeout), c.arrivals, a); err != nil {
 		if errors.Is(err, errTooLarge) || errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
 			// The client's to fix, not the broker's: nothing was published.
 			c.book.forget(a.ID)
@@ -323,15 +347,22 @@ func failureStatus(res *topics.Result) int {
 // error when the result reports a failure.
 func (c *Controller) writeResult(w http.ResponseWriter, res *topics.Result) error {
 	h := w.Header()
-	h.Set(HeaderActivationID, res.ID)
+	// The values share one array: Header.Set allocates one per header. The
+	// names are in canonical form, as Set would make them.
+	vals := make([]string, 0, 5)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(HeaderActivationID, res.ID)
 	if res.Worker != "" {
-		h.Set(HeaderWorker, res.Worker)
+		set(HeaderWorker, res.Worker)
 	}
 	switch res.Start {
 	case topics.StartCold:
-		h.Set(HeaderColdStart, "1")
+		set(HeaderColdStart, "1")
 	case topics.StartWarm:
-		h.Set(HeaderColdStart, "0")
+		set(HeaderColdStart, "0")
 	}
 	if res.Reason != "" {
 		msg := res.Error
@@ -348,8 +379,8 @@ func (c *Controller) writeResult(w http.ResponseWriter, res *topics.Result) erro
 	if ct == "" {
 		ct = "application/json"
 	}
-	h.Set("Content-Type", ct)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	set("Content-Type", ct)
+	set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(res.Status)
 	_, _ = w.Write(body)
 	return nil
