@@ -65,6 +65,36 @@ func BenchmarkRunRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkRunRoundTripLinger is BenchmarkRunRoundTrip with 32 clients and
+// the arrivals producer's Linger at 0 (the default) and above: what
+// batching arrivals saves in CPU per request, and what it adds to latency.
+func BenchmarkRunRoundTripLinger(b *testing.B) {
+	for _, linger := range []time.Duration{0, 200 * time.Microsecond, time.Millisecond} {
+		b.Run(fmt.Sprintf("linger=%s", linger), func(b *testing.B) {
+			h := start(b, func(c *Config) { c.Linger = linger })
+			startFake(b, h, echo())
+			var failed atomic.Int64
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, _, err := do("POST", h.base+"/run/bench", "", `{"n":1}`)
+					if err != nil || resp.StatusCode != 200 {
+						failed.Add(1)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d requests failed", n)
+			}
+		})
+	}
+}
+
 // cpuTime is the CPU time (user and system) this process used so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

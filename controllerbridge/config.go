@@ -137,6 +137,14 @@ type Config struct {
 	// PublishTimeout bounds publishing one arrival (broker acknowledgement
 	// included); a failure answers 503. Default 10s.
 	PublishTimeout time.Duration
+	// Linger is how long the arrivals producer lets a batch wait for more
+	// records (producer.Config.Linger). Default 0: every arrival is sent at
+	// once, the lowest latency at any rate. A few hundred microseconds put
+	// several arrivals in one produce request when requests come faster
+	// than that, saving the controller and the broker a request and its
+	// answer each, but every arrival then waits up to Linger, also at low
+	// rates (docs/BENCHMARKS.md, "Controller request path").
+	Linger time.Duration
 	// HeartbeatTimeout is how old a worker's last record may be before
 	// GET /admin/workers and /status call it stale. Default 3s, the
 	// scheduler's.
@@ -239,7 +247,7 @@ func (c Config) Validate() error {
 	case c.MaxBody < 0:
 		return bad("negative max body %d", c.MaxBody)
 	case c.DefaultTimeout < 0 || c.MaxTimeout < 0 || c.ResultMargin < 0 || c.ActivationTTL < 0 ||
-		c.RetryAfter < 0 || c.PublishTimeout < 0 || c.HeartbeatTimeout < 0 || c.ReadHeaderTimeout < 0 ||
+		c.RetryAfter < 0 || c.PublishTimeout < 0 || c.Linger < 0 || c.HeartbeatTimeout < 0 || c.ReadHeaderTimeout < 0 ||
 		c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.DrainTimeout < 0 || c.AdmissionInterval < 0:
 		return bad("negative duration")
 	case c.DefaultTimeout > c.MaxTimeout:

@@ -114,7 +114,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.startedAt = time.Now()
 	c.cfg.Kafka.LogSecurity(c.log)
-	prod, err := producer.New(producer.Config{Kafka: c.conn(""), Logger: c.log})
+	prod, err := producer.New(producer.Config{Kafka: c.conn(""), Logger: c.log, Linger: c.cfg.Linger})
 	if err != nil {
 		_ = c.srv.Close()
 		return fmt.Errorf("controller: producer: %w", err)
