@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pullsched/pullsched/topics"
+	"github.com/pullsched/pullsched/tracing"
 )
 
 // outcome is what one call to a worker came to.
@@ -32,6 +33,62 @@ type outcome struct {
 // errShutdown is the cause of a call cancelled by the drain timeout.
 var errShutdown = errors.New("invoker bridge shut down before the worker answered")
 
+// callClient makes the call with net/http's client (tracing on, a custom
+// transport, or a worker the lean path cannot serve). A non-empty reason
+// in the outcome, with a nil error, ends the call at once.
+func (b *Bridge) callClient(parent context.Context, w worker, a *topics.Assignment, payload []byte, deadline time.Time) (outcome, error) {
+	ctx, cancel := context.WithDeadline(parent, deadline)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url+"/run/"+a.Function, bytes.NewReader(payload))
+	if err != nil {
+		return outcome{result: http.StatusBadGateway, reason: topics.ReasonWorkerFailed, errMsg: "building the request: " + err.Error()}, nil
+	}
+	req.Header.Set("Content-Type", "application/json")
+	o := outcome{}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return o, err
+	}
+	o.status = resp.StatusCode
+	o.contentType = resp.Header.Get("Content-Type")
+	o.start = startOf(resp.Header.Get("X-Cold-Start"))
+	o.body, err = io.ReadAll(io.LimitReader(resp.Body, b.cfg.MaxAnswerBytes+1))
+	_ = resp.Body.Close()
+	if err == nil && int64(len(o.body)) > b.cfg.MaxAnswerBytes {
+		return b.tooLarge(o), nil
+	}
+	return o, err
+}
+
+// callLean makes the call on the lean path (see lean.go).
+func (b *Bridge) callLean(parent context.Context, w worker, a *topics.Assignment, payload []byte, deadline time.Time) (outcome, error) {
+	lc, err := w.lean.do(parent, deadline, a.Function, payload, b.cfg.MaxAnswerBytes)
+	o := outcome{status: lc.status, contentType: lc.contentType, start: startOf(lc.cold), body: lc.body}
+	if err == nil && lc.tooLarge {
+		return b.tooLarge(o), nil
+	}
+	return o, err
+}
+
+// tooLarge is the outcome of an answer over MaxAnswerBytes.
+func (b *Bridge) tooLarge(o outcome) outcome {
+	o.body = nil
+	o.ok, o.result, o.reason = false, http.StatusBadGateway, topics.ReasonWorkerFailed
+	o.errMsg = fmt.Sprintf("worker answer larger than %d bytes", b.cfg.MaxAnswerBytes)
+	return o
+}
+
+// startOf is the start kind an X-Cold-Start header says.
+func startOf(h string) topics.Start {
+	switch h {
+	case "1":
+		return topics.StartCold
+	case "0":
+		return topics.StartWarm
+	}
+	return ""
+}
+
 // call runs a on worker w: POST <url>/run/<fn> with the raw payload, with
 // the assignment's deadline (or the call timeout) as the context deadline.
 // It never fails: every failure becomes an outcome.
@@ -45,45 +102,27 @@ func (b *Bridge) call(parent context.Context, w worker, a *topics.Assignment, lo
 		return outcome{result: http.StatusGatewayTimeout, reason: topics.ReasonTimeout,
 			errMsg: fmt.Sprintf("deadline %s passed before the call", deadline.UTC().Format(time.RFC3339Nano))}
 	}
-	ctx, cancel := context.WithDeadline(parent, deadline)
-	defer cancel()
 	payload := []byte(a.Payload)
 	if len(payload) == 0 {
 		payload = []byte("{}") // OpenLambda's runtime wants a JSON body on POST
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url+"/run/"+a.Function, bytes.NewReader(payload))
-	if err != nil {
-		return outcome{result: http.StatusBadGateway, reason: topics.ReasonWorkerFailed, errMsg: "building the request: " + err.Error()}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	o := outcome{}
-	resp, err := b.client.Do(req)
-	if err == nil {
-		o.status = resp.StatusCode
-		o.contentType = resp.Header.Get("Content-Type")
-		switch resp.Header.Get("X-Cold-Start") {
-		case "1":
-			o.start = topics.StartCold
-		case "0":
-			o.start = topics.StartWarm
-		}
-		o.body, err = io.ReadAll(io.LimitReader(resp.Body, b.cfg.MaxAnswerBytes+1))
-		_ = resp.Body.Close()
-		if err == nil && int64(len(o.body)) > b.cfg.MaxAnswerBytes {
-			o.body = nil
-			o.ok, o.result, o.reason = false, http.StatusBadGateway, topics.ReasonWorkerFailed
-			o.errMsg = fmt.Sprintf("worker answer larger than %d bytes", b.cfg.MaxAnswerBytes)
-			o.duration = time.Since(start)
-			return o
-		}
+	var o outcome
+	var err error
+	if w.lean != nil && !tracing.Enabled() && safePath(a.Function) {
+		o, err = b.callLean(parent, w, a, payload, deadline)
+	} else {
+		o, err = b.callClient(parent, w, a, payload, deadline)
 	}
 	o.duration = time.Since(start)
+	if err == nil && o.reason != "" { // a request that could not be built, or an answer too large
+		return o
+	}
 	if err != nil {
 		o.body, o.contentType = nil, ""
 		switch {
 		case errors.Is(parent.Err(), context.Canceled):
 			o.result, o.reason, o.errMsg = http.StatusBadGateway, topics.ReasonWorkerFailed, errShutdown.Error()
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case !time.Now().Before(deadline):
 			o.result, o.reason = http.StatusGatewayTimeout, topics.ReasonTimeout
 			o.errMsg = fmt.Sprintf("worker did not answer within the deadline (%v)", deadline.Sub(start).Round(time.Millisecond))
 		default:

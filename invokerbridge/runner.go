@@ -18,9 +18,10 @@ import (
 // worker is what a runner knows of the worker it serves.
 type worker struct {
 	id       string
-	url      string // OpenLambda base URL, without a trailing '/'
-	hostport string // lower-case host:port its eviction notices name
-	source   string // topics.SourceSidecar or topics.SourceAdmin
+	url      string    // OpenLambda base URL, without a trailing '/'
+	hostport string    // lower-case host:port its eviction notices name
+	source   string    // topics.SourceSidecar or topics.SourceAdmin
+	lean     *leanPool // its connections on the lean call path; nil: calls take the http.Client
 }
 
 // runner serves one worker: it consumes the worker's assignment topic, calls
@@ -62,6 +63,9 @@ type runner struct {
 }
 
 func newRunner(b *Bridge, w worker) *runner {
+	if b.cfg.Transport == nil { // the default transport: the lean path does what it would
+		w.lean = newLeanPool(w.url, b.cfg.MaxIdleConnsPerHost)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &runner{
 		b:          b,
@@ -159,6 +163,9 @@ func (r *runner) ensureTopic(ctx context.Context, retry bool) error {
 // whether setup failures are retried (pool) or returned (sidecar).
 func (r *runner) run(ctx context.Context, retry bool) error {
 	defer close(r.done)
+	if r.w.lean != nil {
+		defer r.w.lean.close()
+	}
 	defer r.callCancel()
 	defer r.b.met.inflight.DeleteLabelValues(r.w.id)
 	if err := r.ensureTopic(ctx, retry); err != nil {
