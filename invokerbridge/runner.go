@@ -33,6 +33,7 @@ type runner struct {
 	log zerolog.Logger
 
 	slots    chan struct{} // one token per running call
+	jobs     chan callJob  // unbuffered: hands a call to an idle call goroutine
 	inflight atomic.Int64
 	lastOK   atomic.Int64 // unix nanos of the last call the worker answered 2xx; 0: none
 
@@ -72,6 +73,7 @@ func newRunner(b *Bridge, w worker) *runner {
 		w:          w,
 		log:        b.log.With().Str("worker", w.id).Logger(),
 		slots:      make(chan struct{}, b.cfg.concurrency()),
+		jobs:       make(chan callJob),
 		quit:       make(chan struct{}),
 		state:      topics.WorkerActive,
 		final:      topics.WorkerDraining,
@@ -315,8 +317,9 @@ func (r *runner) heartbeat(ctx context.Context, state string, check bool) {
 	r.b.met.heartbeats.WithLabelValues(r.w.id, fmt.Sprint(healthy)).Inc()
 }
 
-// Handle implements consumer.Handler: each assignment becomes a call on its
-// own goroutine, at most capacity at once; Handle waits for a free slot.
+// Handle implements consumer.Handler: each assignment becomes a call on a
+// call goroutine of its own (see startCall), at most capacity at once;
+// Handle waits for a free slot.
 // Once the runner stops, assignments are left unfinished for re-delivery.
 func (r *runner) Handle(_ context.Context, batch []*consumer.Delivery) {
 	for _, d := range batch {
@@ -364,17 +367,64 @@ func (r *runner) Handle(_ context.Context, batch []*consumer.Delivery) {
 		r.inflight.Add(1)
 		r.countBy(a.Scheduler, 1)
 		r.b.met.inflight.WithLabelValues(r.w.id).Inc()
-		go func() {
-			defer r.calls.Done()
-			defer func() {
-				r.b.met.inflight.WithLabelValues(r.w.id).Dec()
-				r.countBy(a.Scheduler, -1)
-				r.inflight.Add(-1)
-				<-r.slots
-			}()
-			r.serve(a, d)
-		}()
+		r.startCall(callJob{a: a, d: d})
 	}
+}
+
+// callJob is one assignment handed to a call goroutine.
+type callJob struct {
+	a *topics.Assignment
+	d *consumer.Delivery
+}
+
+// callIdle is how long a call goroutine waits for another call before it
+// exits.
+const callIdle = 10 * time.Second
+
+// startCall runs j on an idle call goroutine, or on a new one when none
+// waits, so Handle never waits for one: there are about as many call
+// goroutines as calls were in flight at once lately (those idle for
+// callIdle exit; one that gave back its slot but is not waiting yet may
+// make a new one start, so briefly up to twice the slots). A call goroutine is kept for the next call rather than started for
+// each: the stack a call through HTTP and the producer grows to stays
+// grown (a goroutine per call grew it anew every time: runtime.newstack
+// and copystack were 6 % of the invoker's CPU on the chain, issue 12).
+func (r *runner) startCall(j callJob) {
+	select {
+	case r.jobs <- j:
+	default:
+		go r.callLoop(j)
+	}
+}
+
+// callLoop runs j, then the calls handed to it, until it has been idle
+// for callIdle or the runner stops.
+func (r *runner) callLoop(j callJob) {
+	idle := time.NewTimer(callIdle)
+	defer idle.Stop()
+	for {
+		r.runCall(j)
+		idle.Reset(callIdle)
+		select {
+		case j = <-r.jobs:
+		case <-idle.C:
+			return
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// runCall serves one assignment and gives back its slot.
+func (r *runner) runCall(j callJob) {
+	defer r.calls.Done()
+	defer func() {
+		r.b.met.inflight.WithLabelValues(r.w.id).Dec()
+		r.countBy(j.a.Scheduler, -1)
+		r.inflight.Add(-1)
+		<-r.slots
+	}()
+	r.serve(j.a, j.d)
 }
 
 // Assigned implements consumer.Handler. Before the partition's first
