@@ -40,58 +40,45 @@ func BenchmarkBook(b *testing.B) {
 // whole process (client, controller, broker, fake scheduler) per request.
 func BenchmarkRunRoundTrip(b *testing.B) {
 	for _, par := range []int{1, 16} {
-		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) {
-			h := start(b, nil)
-			startFake(b, h, echo())
-			var failed atomic.Int64
-			b.SetParallelism(par)
-			b.ReportAllocs()
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, _, err := do("POST", h.base+"/run/bench", "", `{"n":1}`)
-					if err != nil || resp.StatusCode != 200 {
-						failed.Add(1)
-					}
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d requests failed", n)
-			}
+		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) { benchRoundTrip(b, par, nil) })
+	}
+}
+
+// BenchmarkRunRoundTripLinger is BenchmarkRunRoundTrip with 16×GOMAXPROCS
+// clients and the arrivals producer's Linger at 0 (the default) and above:
+// what batching arrivals saves in CPU per request, and what it adds to
+// latency.
+func BenchmarkRunRoundTripLinger(b *testing.B) {
+	for _, linger := range []time.Duration{0, 200 * time.Microsecond, time.Millisecond} {
+		b.Run(fmt.Sprintf("linger=%s", linger), func(b *testing.B) {
+			benchRoundTrip(b, 16, func(c *Config) { c.Linger = linger })
 		})
 	}
 }
 
-// BenchmarkRunRoundTripLinger is BenchmarkRunRoundTrip with 32 clients and
-// the arrivals producer's Linger at 0 (the default) and above: what
-// batching arrivals saves in CPU per request, and what it adds to latency.
-func BenchmarkRunRoundTripLinger(b *testing.B) {
-	for _, linger := range []time.Duration{0, 200 * time.Microsecond, time.Millisecond} {
-		b.Run(fmt.Sprintf("linger=%s", linger), func(b *testing.B) {
-			h := start(b, func(c *Config) { c.Linger = linger })
-			startFake(b, h, echo())
-			var failed atomic.Int64
-			b.SetParallelism(16)
-			b.ReportAllocs()
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, _, err := do("POST", h.base+"/run/bench", "", `{"n":1}`)
-					if err != nil || resp.StatusCode != 200 {
-						failed.Add(1)
-					}
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d requests failed", n)
+// benchRoundTrip drives blocking /run requests from par×GOMAXPROCS clients
+// through a controller (its config changed by mutate, if given) and a fake
+// scheduler that answers at once, reporting CPU per request.
+func benchRoundTrip(b *testing.B, par int, mutate func(*Config)) {
+	h := start(b, mutate)
+	startFake(b, h, echo())
+	var failed atomic.Int64
+	b.SetParallelism(par)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, _, err := do("POST", h.base+"/run/bench", "", `{"n":1}`)
+			if err != nil || resp.StatusCode != 200 {
+				failed.Add(1)
 			}
-		})
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d requests failed", n)
 	}
 }
 
