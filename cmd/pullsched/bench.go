@@ -187,9 +187,9 @@ func addExternals(ch *benchchain.Config, externals, pids, cmds repeated) error {
 		if err != nil {
 			return fmt.Errorf("--external-pid: %w", err)
 		}
-		i := slices.IndexFunc(ch.Externals, func(e benchchain.External) bool { return e.Name == name })
-		if i < 0 {
-			return fmt.Errorf("--external-pid: no --external named %q", name)
+		i, err := externalNamed(ch, "--external-pid", name)
+		if err != nil {
+			return err
 		}
 		ch.Externals[i].PID = pid
 	}
@@ -198,11 +198,21 @@ func addExternals(ch *benchchain.Config, externals, pids, cmds repeated) error {
 		if err != nil {
 			return fmt.Errorf("--external-cmd: %w", err)
 		}
-		i := slices.IndexFunc(ch.Externals, func(e benchchain.External) bool { return e.Name == name })
-		if i < 0 {
-			return fmt.Errorf("--external-cmd: no --external named %q", name)
+		i, err := externalNamed(ch, "--external-cmd", name)
+		if err != nil {
+			return err
 		}
 		ch.Externals[i].Command = args
 	}
 	return nil
+}
+
+// externalNamed is the index in ch.Externals of the --external named name,
+// which the given flag refers to.
+func externalNamed(ch *benchchain.Config, flag, name string) (int, error) {
+	i := slices.IndexFunc(ch.Externals, func(e benchchain.External) bool { return e.Name == name })
+	if i < 0 {
+		return 0, fmt.Errorf("%s: no --external named %q", flag, name)
+	}
+	return i, nil
 }
